@@ -1,0 +1,221 @@
+//! `init-injector inject`: the engine over multi-document YAML, offline. Documents that
+//! the engine leaves alone come out byte for byte as they went in; mutated ones are
+//! re-serialized with their field order kept. Any error means nothing on stdout.
+
+use std::fmt::Write as _;
+use std::io::Read;
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::config::EngineConfig;
+use crate::engine::Outcome;
+use crate::explain;
+use crate::workload::{self, TemplateError};
+
+use super::EngineArgs;
+
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// Manifest file to read, or - for standard input (repeatable).
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+    /// Print the ordered plan with the reason for each step instead of YAML.
+    #[arg(long)]
+    pub explain: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// One YAML document of an input, as text, with the input line it starts on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Document<'a> {
+    pub text: &'a str,
+    pub first_line: usize,
+}
+
+/// Splits a YAML stream at `---` lines. A line that starts with `---` at column 0 can
+/// only be a document marker (content inside a block scalar is indented), so no YAML
+/// parse is needed to find the documents. A `...` line ends a document.
+pub fn split_documents(input: &str) -> Vec<Document<'_>> {
+    let mut documents = Vec::new();
+    let mut start = 0;
+    let mut first_line = 1;
+    let mut offset = 0;
+    for (line_no, line) in input.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let is_marker = bare == "---" || bare.starts_with("--- ") || bare == "...";
+        if is_marker {
+            documents.push(Document { text: &input[start..offset], first_line });
+            start = offset + line.len();
+            first_line = line_no + 2;
+            if let Some(rest) = bare.strip_prefix("--- ") {
+                // Content on the marker line itself (`--- !tag` or a flow value) belongs
+                // to the next document; keep it by starting the document at it.
+                start = offset + 4;
+                first_line = line_no + 1;
+                let _ = rest;
+            }
+        }
+        offset += line.len();
+    }
+    documents.push(Document { text: &input[start..], first_line });
+    documents.retain(|d| !d.text.is_empty());
+    documents
+}
+
+/// The outcome of one `inject` run: what goes to stdout, what goes to stderr.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub stdout: String,
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Processes named inputs. Pure apart from what `inputs` already holds.
+pub fn run(inputs: &[(String, String)], explain: bool, config: &EngineConfig) -> Report {
+    let mut report = Report::default();
+    let mut outputs: Vec<String> = Vec::new();
+    let mut index = 0;
+    for (source, text) in inputs {
+        for document in split_documents(text) {
+            index += 1;
+            let place = format!("{source}: document {index} (line {})", document.first_line);
+            match process(&document, &place, explain, config, &mut report) {
+                Some(out) => outputs.push(out),
+                None => continue,
+            }
+        }
+    }
+    if report.errors.is_empty() {
+        report.stdout = if explain {
+            outputs.concat()
+        } else {
+            let mut joined = String::new();
+            for (i, out) in outputs.iter().enumerate() {
+                if i > 0 {
+                    joined.push_str("---\n");
+                }
+                joined.push_str(out);
+                if !out.ends_with('\n') {
+                    joined.push('\n');
+                }
+            }
+            joined
+        };
+    }
+    report
+}
+
+fn process(document: &Document<'_>, place: &str, explain: bool, config: &EngineConfig, report: &mut Report) -> Option<String> {
+    let verbatim = || Some(if explain { String::new() } else { document.text.to_owned() });
+    let mut value: Value = match serde_yaml_ng::from_str(document.text) {
+        Ok(value) => value,
+        Err(err) => {
+            report.errors.push(yaml_error(place, document, &err));
+            return None;
+        }
+    };
+    let templates = workload::templates(&value);
+    let mut ops = Vec::new();
+    let mut described = String::new();
+    for template in &templates {
+        match workload::mutate_template(&value, template, config) {
+            Ok(outcome) => {
+                if explain {
+                    described.push_str(&explain::describe(&format!("{place}: {}", template.owner), &outcome, &config.prefix));
+                }
+                if let Outcome::Injected(injection) = outcome {
+                    for warning in injection.warnings() {
+                        report.warnings.push(format!("{place}: {}: {warning}", template.owner));
+                    }
+                    ops.extend(injection.patch);
+                }
+            }
+            Err(TemplateError::Invalid(invalid)) => {
+                for error in invalid.0 {
+                    report.errors.push(format!("{place}: {}: {error}", template.owner));
+                }
+            }
+            Err(err @ TemplateError::Malformed { .. }) => {
+                report.errors.push(format!("{place}: {}: {err}", template.owner));
+            }
+        }
+    }
+    if explain {
+        return Some(described);
+    }
+    if ops.is_empty() {
+        return verbatim();
+    }
+    if let Err(err) = json_patch::patch(&mut value, &ops) {
+        report.errors.push(format!("{place}: internal error: the engine's patch does not apply ({err})"));
+        return None;
+    }
+    match serde_yaml_ng::to_string(&value) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            report.errors.push(format!("{place}: cannot write YAML: {err}"));
+            None
+        }
+    }
+}
+
+fn yaml_error(place: &str, document: &Document<'_>, err: &serde_yaml_ng::Error) -> String {
+    let mut message = err.to_string();
+    if let Some(cut) = message.find(" at line ") {
+        message.truncate(cut);
+    }
+    let mut out = format!("{place}: YAML syntax error");
+    if let Some(location) = err.location() {
+        let _ = write!(out, " at line {}, column {}", document.first_line + location.line() - 1, location.column());
+    }
+    let _ = write!(out, ": {message}");
+    out
+}
+
+/// Reads every input (`-` is standard input, read once).
+pub fn read_inputs(files: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut inputs = Vec::with_capacity(files.len());
+    let mut stdin_read = false;
+    for file in files {
+        if file == "-" {
+            if stdin_read {
+                return Err("-f - is given more than once; standard input can be read once".to_owned());
+            }
+            stdin_read = true;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            inputs.push(("<stdin>".to_owned(), text));
+        } else {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            inputs.push((file.clone(), text));
+        }
+    }
+    Ok(inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_markers_only() {
+        let input = "# head\n---\na: 1\n---\nb: |\n  ---\n  x\n...\n--- c: 3\n";
+        let docs = split_documents(input);
+        let texts: Vec<(&str, usize)> = docs.iter().map(|d| (d.text, d.first_line)).collect();
+        assert_eq!(texts, [("# head\n", 1), ("a: 1\n", 3), ("b: |\n  ---\n  x\n", 5), ("c: 3\n", 9)]);
+    }
+
+    #[test]
+    fn yaml_errors_name_the_file_line() {
+        let input = "a: 1\n---\nkind: Pod\nmetadata: [\n";
+        let report = run(&[("x.yaml".into(), input.into())], false, &EngineConfig::default());
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        let error = &report.errors[0];
+        assert!(error.starts_with("x.yaml: document 2 (line 3): YAML syntax error at line "), "{error}");
+        assert!(report.stdout.is_empty());
+    }
+}

@@ -1,0 +1,69 @@
+//! The command line: one binary, one subcommand per job. Flags fall back to
+//! `INIT_INJECTOR_*` environment variables and are validated into plain config values.
+
+pub mod inject;
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, EngineConfig};
+use crate::duration;
+use crate::names::is_dns1123_label;
+
+/// Turns annotations into ordered, idempotent init containers.
+#[derive(Debug, Parser)]
+#[command(name = "init-injector", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print manifests with init containers injected, as the webhook would (offline).
+    Inject(inject::InjectArgs),
+}
+
+/// Engine settings shared by `serve` and `inject`.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Annotation prefix: keys are PREFIX/wait-for, PREFIX/run.NAME, …
+    #[arg(long, env = "INIT_INJECTOR_ANNOTATION_PREFIX", default_value = config::DEFAULT_PREFIX, value_parser = parse_prefix)]
+    pub annotation_prefix: String,
+    /// Image of the injected wait steps (runs `init-injector wait`).
+    #[arg(long, env = "INIT_INJECTOR_WAIT_IMAGE", default_value_t = config::default_wait_image())]
+    pub wait_image: String,
+    /// Deadline per wait target when a pod does not set PREFIX/wait-timeout.
+    #[arg(long, env = "INIT_INJECTOR_WAIT_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub wait_timeout: Duration,
+    /// First retry delay when a pod does not set PREFIX/wait-interval.
+    #[arg(long, env = "INIT_INJECTOR_WAIT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub wait_interval: Duration,
+}
+
+impl EngineArgs {
+    pub fn into_config(self) -> EngineConfig {
+        EngineConfig {
+            prefix: self.annotation_prefix,
+            wait_image: self.wait_image,
+            default_timeout: self.wait_timeout,
+            default_interval: self.wait_interval,
+            ..EngineConfig::default()
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    duration::parse_positive(text).map_err(|why| format!("expected a positive duration such as 90s or 5m, but {why}"))
+}
+
+/// An annotation prefix is a DNS subdomain, as Kubernetes requires of annotation prefixes.
+fn parse_prefix(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty() && text.len() <= 253 && text.split('.').all(is_dns1123_label);
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a DNS subdomain such as init.example (lowercase letters, digits, '-' and '.')".to_owned())
+    }
+}

@@ -1,0 +1,139 @@
+//! Where pods live inside Kubernetes objects: a Pod itself, the pod template of a
+//! workload, the job template of a CronJob, and every item of a List. Works on untyped
+//! JSON so that objects keep fields and field order this version does not know.
+
+use jsonptr::PointerBuf;
+use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::EngineConfig;
+use crate::engine::{self, Invalid, Outcome};
+
+/// One pod template inside a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Template {
+    /// Where the template's `metadata` and `spec` are.
+    pub root: PointerBuf,
+    /// `Kind namespace/name` of the object that holds it, for messages.
+    pub owner: String,
+}
+
+/// Why a template could not be mutated.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The annotations are wrong.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The object is not a valid pod template.
+    #[error("{field} is not valid: {source}")]
+    Malformed {
+        field: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The path from an object's root to its pod template, by API group/version and kind.
+fn template_path(api_version: &str, kind: &str) -> Option<&'static [&'static str]> {
+    match (api_version, kind) {
+        ("v1", "Pod") => Some(&[]),
+        ("v1", "ReplicationController")
+        | ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("batch/v1", "Job") => Some(&["spec", "template"]),
+        ("batch/v1", "CronJob") => Some(&["spec", "jobTemplate", "spec", "template"]),
+        _ => None,
+    }
+}
+
+/// Every pod template in `doc`, in document order.
+pub fn templates(doc: &Value) -> Vec<Template> {
+    let mut found = Vec::new();
+    collect(doc, PointerBuf::new(), &mut found);
+    found
+}
+
+fn collect(doc: &Value, at: PointerBuf, found: &mut Vec<Template>) {
+    let text = |key: &str| doc.get(key).and_then(Value::as_str).unwrap_or_default();
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    if kind == "List" || (kind.ends_with("List") && doc.get("items").is_some_and(Value::is_array)) {
+        for (index, item) in doc["items"].as_array().into_iter().flatten().enumerate() {
+            let mut path = at.clone();
+            path.push_back("items");
+            path.push_back(index.to_string());
+            collect(item, path, found);
+        }
+        return;
+    }
+    let Some(path) = template_path(api_version, kind) else {
+        return;
+    };
+    let meta = doc.get("metadata");
+    let meta_text = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str);
+    let name = meta_text("name")
+        .map(str::to_owned)
+        .or_else(|| meta_text("generateName").map(|g| format!("{g}*")))
+        .unwrap_or_else(|| "(unnamed)".to_owned());
+    let owner = match meta_text("namespace") {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    };
+    let mut root = at;
+    for token in path {
+        root.push_back(*token);
+    }
+    found.push(Template { root, owner });
+}
+
+/// Runs the engine on the template at `template.root` in `doc`.
+pub fn mutate_template(doc: &Value, template: &Template, config: &EngineConfig) -> Result<Outcome, TemplateError> {
+    let node = template.root.resolve(doc).ok();
+    let field = |name: &str| node.and_then(|n| n.get(name));
+    let malformed = |name: &str, source| TemplateError::Malformed { field: format!("{}/{name}", template.root), source };
+    let meta = match field("metadata") {
+        Some(value) => ObjectMeta::deserialize(value).map_err(|e| malformed("metadata", e))?,
+        None => ObjectMeta::default(),
+    };
+    let spec = match field("spec") {
+        Some(value) => PodSpec::deserialize(value).map_err(|e| malformed("spec", e))?,
+        None => PodSpec::default(),
+    };
+    Ok(engine::mutate(&meta, &spec, &template.root, config)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_templates_by_kind() {
+        let doc = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}},
+            {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"generateName": "c-"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}},
+            {"apiVersion": "example.com/v1", "kind": "Deployment", "metadata": {"name": "crd"}},
+            {"apiVersion": "v1", "kind": "PodList", "items": [{"apiVersion": "v1", "kind": "Pod"}]},
+        ]});
+        let found: Vec<(String, String)> =
+            templates(&doc).into_iter().map(|t| (t.root.to_string(), t.owner)).collect();
+        assert_eq!(found, [
+            ("/items/0".to_owned(), "Pod ns/p".to_owned()),
+            ("/items/1/spec/template".to_owned(), "Deployment d".to_owned()),
+            ("/items/2/spec/jobTemplate/spec/template".to_owned(), "CronJob c-*".to_owned()),
+            ("/items/5/items/0".to_owned(), "Pod (unnamed)".to_owned()),
+        ]);
+    }
+
+    #[test]
+    fn malformed_spec_is_reported_with_its_path() {
+        let doc = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {
+            "metadata": {"annotations": {"init.example/wait-for": "db:1"}},
+            "spec": {"containers": "not-a-list"}}}});
+        let template = &templates(&doc)[0];
+        let err = mutate_template(&doc, template, &EngineConfig::default()).unwrap_err();
+        assert!(err.to_string().starts_with("/spec/template/spec is not valid"), "{err}");
+    }
+}

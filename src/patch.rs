@@ -20,8 +20,12 @@ fn child(base: &PointerBuf, token: &str) -> PointerBuf {
 /// Serializes an API object with its `name` first, where a person reading the
 /// manifest looks for it (the API types themselves serialize fields alphabetically).
 fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
-    let value = serde_json::to_value(value).expect("Kubernetes API types always serialize");
+    name_first(serde_json::to_value(value).expect("Kubernetes API types always serialize"))
+}
+
+fn name_first(value: serde_json::Value) -> serde_json::Value {
     match value {
+        serde_json::Value::Array(items) => items.into_iter().map(name_first).collect(),
         serde_json::Value::Object(mut fields) if fields.contains_key("name") => {
             let mut ordered = serde_json::Map::with_capacity(fields.len());
             if let Some(name) = fields.shift_remove("name") {

@@ -27,7 +27,11 @@ pub struct AnnotationError {
 }
 
 impl AnnotationError {
-    pub fn new(key: impl Into<String>, value: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         AnnotationError {
             key: key.into(),
             value: value.into(),
@@ -44,7 +48,13 @@ impl AnnotationError {
 
 impl fmt::Display for AnnotationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "annotation {}: {}: {}", self.key, quoted(&self.value, 120), self.message)?;
+        write!(
+            f,
+            "annotation {}: {}: {}",
+            self.key,
+            quoted(&self.value, 120),
+            self.message
+        )?;
         if let Some(suggestion) = &self.suggestion {
             write!(f, " ({suggestion})")?;
         }
@@ -126,7 +136,10 @@ impl Directives {
     /// The run steps in execution order: `P/steps` order, else lexical order of NAME.
     pub fn ordered_runs(&self) -> Vec<&RunDirective> {
         match &self.steps {
-            Some(order) => order.iter().filter_map(|name| self.runs.get(name)).collect(),
+            Some(order) => order
+                .iter()
+                .filter_map(|name| self.runs.get(name))
+                .collect(),
             None => self.runs.values().collect(),
         }
     }
@@ -145,7 +158,10 @@ const FIXED_KEYS: [&str; 8] = [
 const RUN_ATTRIBUTES: [&str; 2] = ["image", "container"];
 
 /// Parses every annotation under `prefix/`. All mistakes are reported, not just the first.
-pub fn parse(annotations: &BTreeMap<String, String>, prefix: &str) -> Result<Directives, Vec<AnnotationError>> {
+pub fn parse(
+    annotations: &BTreeMap<String, String>,
+    prefix: &str,
+) -> Result<Directives, Vec<AnnotationError>> {
     let mut parser = Parser {
         prefix,
         directives: Directives::default(),
@@ -156,7 +172,7 @@ pub fn parse(annotations: &BTreeMap<String, String>, prefix: &str) -> Result<Dir
     for (key, value) in annotations {
         match key.split_once('/') {
             Some((p, suffix)) if p == prefix => parser.entry(key, suffix, value),
-            Some((p, suffix)) => parser.check_near_miss_prefix(key, p, suffix),
+            Some((p, suffix)) => parser.check_near_miss_prefix(key, p, suffix, value),
             None => {}
         }
     }
@@ -196,8 +212,12 @@ impl Parser<'_> {
             "status" => match Status::parse(value) {
                 Ok(status) => self.directives.status = Some(status),
                 Err(err) => self.errors.push(
-                    AnnotationError::new(key, value, format!("is not a status written by init-injector ({err})"))
-                        .suggest("this key is written by the webhook; remove it from the manifest"),
+                    AnnotationError::new(
+                        key,
+                        value,
+                        format!("is not a status written by init-injector ({err})"),
+                    )
+                    .suggest("this key is written by the webhook; remove it from the manifest"),
                 ),
             },
             _ => match suffix.strip_prefix("run.") {
@@ -220,7 +240,9 @@ impl Parser<'_> {
             .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
             .min();
         error = match best {
-            Some((_, candidate)) => error.suggest(format!("did you mean {}?", self.key(&candidate))),
+            Some((_, candidate)) => {
+                error.suggest(format!("did you mean {}?", self.key(&candidate)))
+            }
             None => error.suggest(format!(
                 "known keys: {}, run.NAME, run.NAME.image, run.NAME.container",
                 FIXED_KEYS.join(", ")
@@ -231,12 +253,19 @@ impl Parser<'_> {
 
     /// A key under a prefix one or two typos away from ours, whose rest is one of our
     /// keys, is almost certainly meant for us: ignoring it would inject nothing silently.
-    fn check_near_miss_prefix(&mut self, key: &str, prefix: &str, suffix: &str) {
+    fn check_near_miss_prefix(&mut self, key: &str, prefix: &str, suffix: &str, value: &str) {
         let ours = FIXED_KEYS.contains(&suffix) || suffix.starts_with("run.");
         if ours && strsim::damerau_levenshtein(prefix, self.prefix) <= 2 {
             self.errors.push(
-                AnnotationError::new(key, key, "looks like an init-injector annotation with a misspelt prefix")
-                    .suggest(format!("did you mean {}?", self.key(suffix))),
+                AnnotationError::new(
+                    key,
+                    value,
+                    format!(
+                        "the prefix {prefix:?} looks like a misspelling of {:?}",
+                        self.prefix
+                    ),
+                )
+                .suggest(format!("did you mean {}?", self.key(suffix))),
             );
         }
     }
@@ -245,7 +274,11 @@ impl Parser<'_> {
         match duration::parse_positive(value) {
             Ok(d) => Some(d),
             Err(why) => {
-                self.fail(key, value, format!("expected a positive duration such as 90s or 5m, but {why}"));
+                self.fail(
+                    key,
+                    value,
+                    format!("expected a positive duration such as 90s or 5m, but {why}"),
+                );
                 None
             }
         }
@@ -261,15 +294,19 @@ impl Parser<'_> {
                     ));
                 }
                 Ok(target) => self.directives.waits.push(target),
-                Err(why) => self.fail(
-                    key,
-                    value,
-                    format!(
-                        "target {} ({}): {why}; expected comma-separated host:port, tcp://host:port, http://… or https://…",
-                        index + 1,
-                        quoted(item, 60)
-                    ),
-                ),
+                Err(why) => {
+                    let expected = if why.contains("expected") {
+                        String::new()
+                    } else {
+                        "; expected comma-separated host:port, tcp://host:port, http://… or https://…".to_owned()
+                    };
+                    let target = quoted(item, 60);
+                    self.fail(
+                        key,
+                        value,
+                        format!("target {} ({target}): {why}{expected}", index + 1),
+                    )
+                }
             }
         }
     }
@@ -278,7 +315,11 @@ impl Parser<'_> {
         let mut order = Vec::new();
         for item in value.split(',').map(str::trim) {
             if item.is_empty() {
-                self.fail(key, value, "has an empty step name; expected comma-separated step names");
+                self.fail(
+                    key,
+                    value,
+                    "has an empty step name; expected comma-separated step names",
+                );
             } else if order.iter().any(|seen| seen == item) {
                 self.fail(key, value, format!("names step {item:?} twice"));
             } else {
@@ -362,12 +403,23 @@ impl Parser<'_> {
         let entry = (key.to_owned(), value.trim().to_owned());
         match attribute {
             None => match shlex::split(value) {
-                None => self.fail(key, value, "has an unterminated quote or a trailing backslash"),
-                Some(argv) if argv.is_empty() => self.fail(key, value, "is empty; expected a command line"),
+                None => self.fail(
+                    key,
+                    value,
+                    "has an unterminated quote or a trailing backslash",
+                ),
+                Some(argv) if argv.is_empty() => {
+                    self.fail(key, value, "is empty; expected a command line")
+                }
                 Some(argv) => {
                     self.directives.runs.insert(
                         name.to_owned(),
-                        RunDirective { name: name.to_owned(), argv, image: None, container: None },
+                        RunDirective {
+                            name: name.to_owned(),
+                            argv,
+                            image: None,
+                            container: None,
+                        },
                     );
                 }
             },
@@ -380,18 +432,29 @@ impl Parser<'_> {
             }
             Some("container") => {
                 if entry.1.is_empty() {
-                    self.fail(key, value, "expected the name of one of the pod's containers");
+                    self.fail(
+                        key,
+                        value,
+                        "expected the name of one of the pod's containers",
+                    );
                 } else {
                     self.run_containers.insert(name.to_owned(), entry);
                 }
             }
             Some(other) => {
-                let mut error = AnnotationError::new(key, value, format!("{other:?} is not a run step attribute; expected image or container"));
+                let mut error = AnnotationError::new(
+                    key,
+                    value,
+                    format!("{other:?} is not a run step attribute; expected image or container"),
+                );
                 if let Some(best) = RUN_ATTRIBUTES
                     .iter()
                     .find(|attr| strsim::damerau_levenshtein(other, attr) <= 2)
                 {
-                    error = error.suggest(format!("did you mean {}?", self.key(&format!("run.{name}.{best}"))));
+                    error = error.suggest(format!(
+                        "did you mean {}?",
+                        self.key(&format!("run.{name}.{best}"))
+                    ));
                 }
                 self.errors.push(error);
             }
@@ -426,14 +489,22 @@ impl Parser<'_> {
             let value = order.join(",");
             for name in &order {
                 if !self.directives.runs.contains_key(name) {
-                    let known: Vec<&str> = self.directives.runs.keys().map(String::as_str).collect();
+                    let known: Vec<&str> =
+                        self.directives.runs.keys().map(String::as_str).collect();
                     let mut error = AnnotationError::new(
                         &key,
                         &value,
-                        format!("names step {name:?}, which has no {} annotation", self.key(&format!("run.{name}"))),
+                        format!(
+                            "names step {name:?}, which has no {} annotation",
+                            self.key(&format!("run.{name}"))
+                        ),
                     );
-                    let best = known.iter().min_by_key(|k| strsim::damerau_levenshtein(name, k));
-                    if let Some(best) = best.filter(|best| strsim::damerau_levenshtein(name, best) <= 2) {
+                    let best = known
+                        .iter()
+                        .min_by_key(|k| strsim::damerau_levenshtein(name, k));
+                    if let Some(best) =
+                        best.filter(|best| strsim::damerau_levenshtein(name, best) <= 2)
+                    {
                         error = error.suggest(format!("did you mean {best}?"));
                     }
                     self.errors.push(error);
@@ -507,22 +578,33 @@ fn parse_volume(item: &str) -> Result<VolumeDirective, String> {
         if *extra == "Memory" && medium.is_none() && size_limit.is_none() {
             medium = Some("Memory".to_owned());
         } else if *extra == "Memory" {
-            return Err("Memory is given after the size or twice; write name:path:Memory:size".to_owned());
+            return Err(
+                "Memory is given after the size or twice; write name:path:Memory:size".to_owned(),
+            );
         } else if extra.eq_ignore_ascii_case("memory") {
             return Err(format!("medium {extra:?} is spelt Memory"));
         } else if is_quantity(extra) && size_limit.is_none() {
             size_limit = Some((*extra).to_owned());
         } else {
-            return Err(format!("{extra:?} is neither Memory nor a size such as 64Mi"));
+            return Err(format!(
+                "{extra:?} is neither Memory nor a size such as 64Mi"
+            ));
         }
     }
-    Ok(VolumeDirective { name: name.to_owned(), mount_path: path.to_owned(), medium, size_limit })
+    Ok(VolumeDirective {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        medium,
+        size_limit,
+    })
 }
 
 /// A Kubernetes quantity as used for sizes: digits, an optional fraction, an optional
 /// binary or decimal suffix (`64Mi`, `1G`, `0.5Gi`, `1000`).
 fn is_quantity(text: &str) -> bool {
-    const SUFFIXES: [&str; 13] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", ""];
+    const SUFFIXES: [&str; 13] = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "",
+    ];
     SUFFIXES.iter().any(|suffix| {
         text.strip_suffix(suffix).is_some_and(|number| {
             let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
@@ -541,7 +623,10 @@ mod tests {
     const P: &str = "init.example";
 
     fn parse_pairs(pairs: &[(&str, &str)]) -> Result<Directives, Vec<AnnotationError>> {
-        let map = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         parse(&map, P)
     }
 
@@ -554,20 +639,29 @@ mod tests {
     #[test]
     fn full_contract() {
         let d = parse_pairs(&[
-            ("init.example/wait-for", "postgres:5432, redis:6379,http://api/healthz"),
+            (
+                "init.example/wait-for",
+                "postgres:5432, redis:6379,http://api/healthz",
+            ),
             ("init.example/wait-timeout", "90s"),
             ("init.example/wait-interval", "500ms"),
             ("init.example/run.02-fetch", "sh -c 'fetch --to /config'"),
             ("init.example/run.02-fetch.image", "fetcher:1.2"),
             ("init.example/run.01-migrate", "npm run migration:run"),
             ("init.example/run.01-migrate.container", "app"),
-            ("init.example/volumes", "config:/config,secrets:/secrets:Memory,cache:/cache:Memory:64Mi,tmp:/tmp:1Gi"),
+            (
+                "init.example/volumes",
+                "config:/config,secrets:/secrets:Memory,cache:/cache:Memory:64Mi,tmp:/tmp:1Gi",
+            ),
             ("init.example/position", "after:setup"),
             ("unrelated.io/thing", "x"),
         ])
         .unwrap();
         let targets: Vec<String> = d.waits.iter().map(ToString::to_string).collect();
-        assert_eq!(targets, ["postgres:5432", "redis:6379", "http://api/healthz"]);
+        assert_eq!(
+            targets,
+            ["postgres:5432", "redis:6379", "http://api/healthz"]
+        );
         assert_eq!(d.wait_timeout, Some(Duration::from_secs(90)));
         assert_eq!(d.wait_interval, Some(Duration::from_millis(500)));
         let runs: Vec<&str> = d.ordered_runs().iter().map(|r| r.name.as_str()).collect();
@@ -578,12 +672,15 @@ mod tests {
         assert_eq!(d.volumes.len(), 4);
         assert_eq!(d.volumes[1].medium.as_deref(), Some("Memory"));
         assert_eq!(d.volumes[2].size_limit.as_deref(), Some("64Mi"));
-        assert_eq!(d.volumes[3], VolumeDirective {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
-            medium: None,
-            size_limit: Some("1Gi".into())
-        });
+        assert_eq!(
+            d.volumes[3],
+            VolumeDirective {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                medium: None,
+                size_limit: Some("1Gi".into())
+            }
+        );
         assert_eq!(d.position, Position::After("setup".into()));
         assert!(d.requests_injection() && !d.opted_out);
     }
@@ -610,14 +707,23 @@ mod tests {
 
     #[test]
     fn opt_out_and_positions() {
-        assert!(parse_pairs(&[("init.example/inject", "false")]).unwrap().opted_out);
+        assert!(
+            parse_pairs(&[("init.example/inject", "false")])
+                .unwrap()
+                .opted_out
+        );
         for (value, want) in [
             ("first", Position::First),
             ("last", Position::Last),
             ("before:a", Position::Before("a".into())),
             ("after: b", Position::After("b".into())),
         ] {
-            assert_eq!(parse_pairs(&[("init.example/position", value)]).unwrap().position, want);
+            assert_eq!(
+                parse_pairs(&[("init.example/position", value)])
+                    .unwrap()
+                    .position,
+                want
+            );
         }
     }
 
@@ -625,29 +731,57 @@ mod tests {
     fn each_mistake_names_key_value_and_expectation() {
         let cases: &[(&str, &str, &str)] = &[
             ("init.example/wait-for", "postgres:99999", "out of range"),
-            ("init.example/wait-for", "postgres:5432,", "target 2 (\"\"): the target is empty"),
+            (
+                "init.example/wait-for",
+                "postgres:5432,",
+                "target 2 (\"\"): the target is empty",
+            ),
             ("init.example/wait-for", "", "target is empty"),
             ("init.example/wait-timeout", "soon", "positive duration"),
             ("init.example/wait-interval", "10", "no unit"),
             ("init.example/inject", "no", "\"true\" or \"false\""),
-            ("init.example/position", "middle", "first, last, before:NAME or after:NAME"),
+            (
+                "init.example/position",
+                "middle",
+                "first, last, before:NAME or after:NAME",
+            ),
             ("init.example/position", "before:", "before:NAME"),
             ("init.example/volumes", "config", "mount path is missing"),
-            ("init.example/volumes", "Config:/c", "not a valid volume name"),
+            (
+                "init.example/volumes",
+                "Config:/c",
+                "not a valid volume name",
+            ),
             ("init.example/volumes", "c:config", "not absolute"),
             ("init.example/volumes", "c:/", "over /"),
             ("init.example/volumes", "c:/a/../b", "'..'"),
             ("init.example/volumes", "c:/c:memory", "spelt Memory"),
-            ("init.example/volumes", "c:/c:lots", "neither Memory nor a size"),
+            (
+                "init.example/volumes",
+                "c:/c:lots",
+                "neither Memory nor a size",
+            ),
             ("init.example/volumes", "c:/c:64Mi:Memory", "after the size"),
-            ("init.example/volumes", "c:/c:1Gi:2Gi", "neither Memory nor a size"),
+            (
+                "init.example/volumes",
+                "c:/c:1Gi:2Gi",
+                "neither Memory nor a size",
+            ),
             ("init.example/volumes", "c:/c,c:/d", "twice"),
             ("init.example/volumes", "c:/c,d:/c/", "both mounted at"),
             ("init.example/volumes", "c:/c,", "entry is empty"),
-            ("init.example/run.Migrate", "x", "not a valid container name"),
+            (
+                "init.example/run.Migrate",
+                "x",
+                "not a valid container name",
+            ),
             ("init.example/run.m", "sh -c 'oops", "unterminated quote"),
             ("init.example/run.m", "  ", "expected a command line"),
-            ("init.example/status", "{", "not a status written by init-injector"),
+            (
+                "init.example/status",
+                "{",
+                "not a status written by init-injector",
+            ),
         ];
         for (key, value, fragment) in cases {
             let error = one_error(&[(key, value)]);
@@ -661,18 +795,37 @@ mod tests {
     #[test]
     fn near_misses_get_suggestions() {
         let cases = [
-            ("init.example/wiat-for", "did you mean init.example/wait-for?"),
+            (
+                "init.example/wiat-for",
+                "did you mean init.example/wait-for?",
+            ),
             ("init.example/volume", "did you mean init.example/volumes?"),
             ("init.example/step", "did you mean init.example/steps?"),
-            ("init.exmaple/wait-for", "did you mean init.example/wait-for?"),
+            (
+                "init.exmaple/wait-for",
+                "did you mean init.example/wait-for?",
+            ),
             ("init.example/frobnicate", "known keys:"),
         ];
         for (key, suggestion) in cases {
             let error = one_error(&[(key, "x:1")]);
-            assert_eq!(error.suggestion.as_deref().map(|s| s.starts_with(suggestion)), Some(true), "{key}: {error}");
+            assert_eq!(
+                error
+                    .suggestion
+                    .as_deref()
+                    .map(|s| s.starts_with(suggestion)),
+                Some(true),
+                "{key}: {error}"
+            );
         }
-        let error = one_error(&[("init.example/run.m", "x"), ("init.example/run.m.imgae", "y")]);
-        assert_eq!(error.suggestion.as_deref(), Some("did you mean init.example/run.m.image?"));
+        let error = one_error(&[
+            ("init.example/run.m", "x"),
+            ("init.example/run.m.imgae", "y"),
+        ]);
+        assert_eq!(
+            error.suggestion.as_deref(),
+            Some("did you mean init.example/run.m.image?")
+        );
         // A far-away prefix is somebody else's annotation.
         assert!(parse_pairs(&[("vault.hashicorp.com/wait-for", "x")]).is_ok());
     }
@@ -680,11 +833,29 @@ mod tests {
     #[test]
     fn step_cross_checks() {
         let error = one_error(&[("init.example/run.migrate.image", "x")]);
-        assert!(error.message.contains("init.example/run.migrate is not set"), "{error}");
-        let error = one_error(&[("init.example/run.migrate", "x"), ("init.example/steps", "migrate,migarte")]);
-        assert!(error.to_string().contains("did you mean migrate?"), "{error}");
-        let error = one_error(&[("init.example/run.a", "x"), ("init.example/run.b", "y"), ("init.example/steps", "a")]);
-        assert!(error.message.contains("does not list step \"b\""), "{error}");
+        assert!(
+            error
+                .message
+                .contains("init.example/run.migrate is not set"),
+            "{error}"
+        );
+        let error = one_error(&[
+            ("init.example/run.migrate", "x"),
+            ("init.example/steps", "migrate,migarte"),
+        ]);
+        assert!(
+            error.to_string().contains("did you mean migrate?"),
+            "{error}"
+        );
+        let error = one_error(&[
+            ("init.example/run.a", "x"),
+            ("init.example/run.b", "y"),
+            ("init.example/steps", "a"),
+        ]);
+        assert!(
+            error.message.contains("does not list step \"b\""),
+            "{error}"
+        );
         let error = one_error(&[("init.example/run.a", "x"), ("init.example/steps", "a,a")]);
         assert!(error.message.contains("twice"), "{error}");
     }

@@ -14,7 +14,10 @@ pub const IMAGE_BINARY_PATH: &str = "/usr/local/bin/init-injector";
 
 /// The image that runs `init-injector wait`, by default the same version as this binary.
 pub fn default_wait_image() -> String {
-    format!("ghcr.io/init-injector/init-injector:{}", env!("CARGO_PKG_VERSION"))
+    format!(
+        "ghcr.io/init-injector/init-injector:{}",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// Everything the pure engine reads besides the pod.
@@ -44,7 +47,12 @@ impl Default for EngineConfig {
 }
 
 /// Builds requests and limits for CPU and memory.
-pub fn wait_resources(cpu_request: &str, memory_request: &str, cpu_limit: &str, memory_limit: &str) -> ResourceRequirements {
+pub fn wait_resources(
+    cpu_request: &str,
+    memory_request: &str,
+    cpu_limit: &str,
+    memory_limit: &str,
+) -> ResourceRequirements {
     let pair = |cpu: &str, memory: &str| {
         BTreeMap::from([
             ("cpu".to_owned(), Quantity(cpu.to_owned())),

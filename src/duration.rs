@@ -61,7 +61,10 @@ mod tests {
             match (want, &got) {
                 (Ok(ms), Ok(got_ms)) => assert_eq!(ms, got_ms, "{input:?}"),
                 (Err(fragment), Err(msg)) => {
-                    assert!(msg.contains(fragment), "{input:?}: {msg:?} lacks {fragment:?}")
+                    assert!(
+                        msg.contains(fragment),
+                        "{input:?}: {msg:?} lacks {fragment:?}"
+                    )
                 }
                 _ => panic!("{input:?}: want {want:?}, got {got:?}"),
             }
@@ -70,7 +73,9 @@ mod tests {
 
     #[test]
     fn compact_form_round_trips() {
-        for ms in [1, 999, 1000, 1500, 60_000, 90_000, 3_600_000, 5_400_000, 7_200_000] {
+        for ms in [
+            1, 999, 1000, 1500, 60_000, 90_000, 3_600_000, 5_400_000, 7_200_000,
+        ] {
             let d = Duration::from_millis(ms);
             let text = format_compact(d);
             assert_eq!(parse_positive(&text), Ok(d), "{text}");

@@ -60,12 +60,21 @@ impl Injection {
 pub struct Invalid(pub Vec<AnnotationError>);
 
 fn render(errors: &[AnnotationError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Plans and patches one pod template. `root` is where the template's `metadata` and
 /// `spec` live in the object the patch will be applied to.
-pub fn mutate(meta: &ObjectMeta, spec: &PodSpec, root: &PointerBuf, config: &EngineConfig) -> Result<Outcome, Invalid> {
+pub fn mutate(
+    meta: &ObjectMeta,
+    spec: &PodSpec,
+    root: &PointerBuf,
+    config: &EngineConfig,
+) -> Result<Outcome, Invalid> {
     let empty = BTreeMap::new();
     let annotations = meta.annotations.as_ref().unwrap_or(&empty);
     let directives = annotations::parse(annotations, &config.prefix).map_err(Invalid)?;
@@ -82,7 +91,9 @@ pub fn mutate(meta: &ObjectMeta, spec: &PodSpec, root: &PointerBuf, config: &Eng
     };
     let mut new_spec = spec.clone();
     plan::strip(&mut new_spec, &old_containers, &old_volumes);
-    let default_container = annotations.get(DEFAULT_CONTAINER_ANNOTATION).map(String::as_str);
+    let default_container = annotations
+        .get(DEFAULT_CONTAINER_ANNOTATION)
+        .map(String::as_str);
     let plan = plan::build(&directives, &new_spec, default_container, config).map_err(Invalid)?;
     plan::apply(&mut new_spec, &plan);
 
@@ -100,7 +111,10 @@ pub fn mutate(meta: &ObjectMeta, spec: &PodSpec, root: &PointerBuf, config: &Eng
         .map(String::as_str)
         .chain(plan.volumes.iter().map(|v| v.name.as_str()))
         .collect();
-    let owned = Owned { init_containers: &owned_containers, volumes: &owned_volumes };
+    let owned = Owned {
+        init_containers: &owned_containers,
+        volumes: &owned_volumes,
+    };
     let patch = patch::diff(
         root,
         meta.annotations.as_ref(),
@@ -132,7 +146,11 @@ fn status_of(plan: &Plan) -> Status {
     Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         hash: short_hash(&fingerprint, 16),
-        init_containers: plan.steps.iter().map(|s| s.container.name.clone()).collect(),
+        init_containers: plan
+            .steps
+            .iter()
+            .map(|s| s.container.name.clone())
+            .collect(),
         volumes: plan.volumes.iter().map(|v| v.name.clone()).collect(),
     }
 }

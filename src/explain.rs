@@ -15,7 +15,10 @@ pub fn describe(owner: &str, outcome: &Outcome, prefix: &str) -> String {
             let _ = writeln!(out, "{owner}: nothing to inject (no {prefix}/ annotations)");
         }
         Outcome::Skipped(Skip::OptedOut) => {
-            let _ = writeln!(out, "{owner}: nothing to inject ({prefix}/inject is \"false\")");
+            let _ = writeln!(
+                out,
+                "{owner}: nothing to inject ({prefix}/inject is \"false\")"
+            );
         }
         Outcome::Injected(injection) => describe_injection(&mut out, owner, injection),
     }
@@ -24,23 +27,42 @@ pub fn describe(owner: &str, outcome: &Outcome, prefix: &str) -> String {
 
 fn describe_injection(out: &mut String, owner: &str, injection: &Injection) {
     let plan = &injection.plan;
-    let _ = writeln!(out, "{owner}: {} injected init container(s), {} shared volume(s)", plan.steps.len(), plan.volumes.len());
+    let _ = writeln!(
+        out,
+        "{owner}: {} injected init container(s), {} shared volume(s)",
+        plan.steps.len(),
+        plan.volumes.len()
+    );
     if injection.patch.is_empty() {
-        let _ = writeln!(out, "  already injected: the pod matches the plan, the patch is empty");
+        let _ = writeln!(
+            out,
+            "  already injected: the pod matches the plan, the patch is empty"
+        );
     }
     if !plan.steps.is_empty() {
-        let _ = writeln!(out, "  block placed at index {}: {}", plan.insert_at, plan.placement);
+        let _ = writeln!(
+            out,
+            "  block placed at index {}: {}",
+            plan.insert_at, plan.placement
+        );
     }
     for (index, step) in plan.steps.iter().enumerate() {
         let c = &step.container;
         let what = match &step.origin {
             Origin::Wait(target) => {
                 let args = c.args.as_deref().unwrap_or_default();
-                format!("wait for {target} (timeout {}, interval {})", arg_after(args, "--timeout"), arg_after(args, "--interval"))
+                format!(
+                    "wait for {target} (timeout {}, interval {})",
+                    arg_after(args, "--timeout"),
+                    arg_after(args, "--interval")
+                )
             }
-            Origin::Run { name: _, source_container } => format!(
-                "run {:?} in {} (env and mounts of container {source_container:?})",
-                c.command.as_deref().unwrap_or_default().join(" "),
+            Origin::Run {
+                name: _,
+                source_container,
+            } => format!(
+                "run `{}` in {} (env and mounts of container {source_container:?})",
+                shell_words(c.command.as_deref().unwrap_or_default()),
                 c.image.as_deref().unwrap_or("(no image)"),
             ),
         };
@@ -48,27 +70,57 @@ fn describe_injection(out: &mut String, owner: &str, injection: &Injection) {
         let _ = writeln!(out, "     why here: {}", step.reason);
     }
     for volume in &plan.volumes {
-        let mount = plan.mounts.iter().find(|m| m.name == volume.name).map_or("", |m| m.mount_path.as_str());
+        let mount = plan
+            .mounts
+            .iter()
+            .find(|m| m.name == volume.name)
+            .map_or("", |m| m.mount_path.as_str());
         let empty_dir = volume.empty_dir.as_ref();
-        let medium = empty_dir.and_then(|e| e.medium.as_deref()).unwrap_or("disk");
-        let limit = empty_dir.and_then(|e| e.size_limit.as_ref()).map(|q| format!(", limit {}", q.0)).unwrap_or_default();
+        let medium = empty_dir
+            .and_then(|e| e.medium.as_deref())
+            .unwrap_or("disk");
+        let limit = empty_dir
+            .and_then(|e| e.size_limit.as_ref())
+            .map(|q| format!(", limit {}", q.0))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "  volume {}: emptyDir ({medium}{limit}) at {mount} in every injected step and app container",
             volume.name
         );
     }
-    let _ = writeln!(out, "  init containers after injection: {}", init_order(&injection.spec));
+    let _ = writeln!(
+        out,
+        "  init containers after injection: {}",
+        init_order(&injection.spec)
+    );
     for warning in &plan.warnings {
         let _ = writeln!(out, "  warning: {warning}");
     }
 }
 
+/// argv as a shell would need it written, so the user sees how their words were split.
+fn shell_words(argv: &[String]) -> String {
+    shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| format!("{argv:?}"))
+}
+
 fn arg_after<'a>(args: &'a [String], flag: &str) -> &'a str {
-    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map_or("?", String::as_str)
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map_or("?", String::as_str)
 }
 
 fn init_order(spec: &PodSpec) -> String {
-    let names: Vec<&str> = spec.init_containers.iter().flatten().map(|c| c.name.as_str()).collect();
-    if names.is_empty() { "(none)".to_owned() } else { names.join(", ") }
+    let names: Vec<&str> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
+    }
 }

@@ -30,11 +30,17 @@ fn run_inject(args: inject::InjectArgs) -> ExitCode {
         for error in &report.errors {
             eprintln!("error: {error}");
         }
-        eprintln!("error: {} problem(s) found; nothing was written", report.errors.len());
+        eprintln!(
+            "error: {} problem(s) found; nothing was written",
+            report.errors.len()
+        );
         return ExitCode::FAILURE;
     }
     let mut stdout = std::io::stdout().lock();
-    if let Err(err) = stdout.write_all(report.stdout.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(err) = stdout
+        .write_all(report.stdout.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         eprintln!("error: cannot write output: {err}");
         return ExitCode::FAILURE;
     }

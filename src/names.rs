@@ -105,7 +105,12 @@ mod tests {
             "wait-for-1-5432"
         );
         assert_eq!(
-            unique_label("wait-for", "https-Vault.svc:8200/v1/sys/health", "x", &taken),
+            unique_label(
+                "wait-for",
+                "https-Vault.svc:8200/v1/sys/health",
+                "x",
+                &taken
+            ),
             "wait-for-https-vault-svc-8200-v1-sys-health"
         );
     }
@@ -116,7 +121,10 @@ mod tests {
         let hint = "a-very-long-service-name.with-a-namespace.svc.cluster.local-5432";
         let one = unique_label("wait-for", hint, "seed-one", &taken);
         let two = unique_label("wait-for", hint, "seed-two", &taken);
-        assert!(is_dns1123_label(&one) && is_dns1123_label(&two), "{one} {two}");
+        assert!(
+            is_dns1123_label(&one) && is_dns1123_label(&two),
+            "{one} {two}"
+        );
         assert_eq!(one.len(), MAX_LABEL);
         assert_ne!(one, two);
         assert!(one.ends_with(&short_hash("seed-one", 8)));
@@ -137,6 +145,9 @@ mod tests {
         assert_eq!(second, forced);
         // Even a taken hashed name yields a fresh label.
         let third = unique_label("wait-for", "api-80", "tcp api:80", &taken);
-        assert!(!taken.contains(&third) && is_dns1123_label(&third), "{third}");
+        assert!(
+            !taken.contains(&third) && is_dns1123_label(&third),
+            "{third}"
+        );
     }
 }

@@ -59,7 +59,9 @@ fn list_ops<T: Serialize + PartialEq>(
     };
     let (old_ours, new_ours) = (indices(old), indices(new));
     let unchanged = match (old, new) {
-        (Some(old), Some(new)) => old_ours == new_ours && old_ours.iter().all(|&i| old[i] == new[i]),
+        (Some(old), Some(new)) => {
+            old_ours == new_ours && old_ours.iter().all(|&i| old[i] == new[i])
+        }
         (None, None) => true,
         _ => false,
     };
@@ -68,12 +70,17 @@ fn list_ops<T: Serialize + PartialEq>(
     }
     if old.is_none() {
         if let Some(new_list) = new {
-            ops.push(PatchOperation::Add(AddOperation { path: path.clone(), value: to_value(new_list) }));
+            ops.push(PatchOperation::Add(AddOperation {
+                path: path.clone(),
+                value: to_value(new_list),
+            }));
         }
         return;
     }
     for i in old_ours.iter().rev() {
-        ops.push(PatchOperation::Remove(RemoveOperation { path: child(path, &i.to_string()) }));
+        ops.push(PatchOperation::Remove(RemoveOperation {
+            path: child(path, &i.to_string()),
+        }));
     }
     if let Some(new_list) = new {
         for &i in &new_ours {
@@ -112,15 +119,23 @@ pub fn diff(
         |c| owned.init_containers.contains(&c.name.as_str()),
     );
     let volume_is_ours = |name: &str| owned.volumes.contains(&name);
-    list_ops(&mut ops, &child(&spec, "volumes"), old.volumes.as_ref(), new.volumes.as_ref(), |v| {
-        volume_is_ours(&v.name)
-    });
+    list_ops(
+        &mut ops,
+        &child(&spec, "volumes"),
+        old.volumes.as_ref(),
+        new.volumes.as_ref(),
+        |v| volume_is_ours(&v.name),
+    );
     let containers = child(&spec, "containers");
     for (index, (old_c, new_c)) in old.containers.iter().zip(&new.containers).enumerate() {
         let path = child(&child(&containers, &index.to_string()), "volumeMounts");
-        list_ops(&mut ops, &path, old_c.volume_mounts.as_ref(), new_c.volume_mounts.as_ref(), |m| {
-            volume_is_ours(&m.name)
-        });
+        list_ops(
+            &mut ops,
+            &path,
+            old_c.volume_mounts.as_ref(),
+            new_c.volume_mounts.as_ref(),
+            |m| volume_is_ours(&m.name),
+        );
     }
 
     let metadata = child(root, "metadata");
@@ -132,12 +147,19 @@ pub fn diff(
             path: status_path,
             value: new.into(),
         })),
-        (None, Some(new)) if old_annotations.is_none() => ops.push(PatchOperation::Add(AddOperation {
-            path: child(&metadata, "annotations"),
-            value: serde_json::json!({ status_key: new }),
+        (None, Some(new)) if old_annotations.is_none() => {
+            ops.push(PatchOperation::Add(AddOperation {
+                path: child(&metadata, "annotations"),
+                value: serde_json::json!({ status_key: new }),
+            }))
+        }
+        (None, Some(new)) => ops.push(PatchOperation::Add(AddOperation {
+            path: status_path,
+            value: new.into(),
         })),
-        (None, Some(new)) => ops.push(PatchOperation::Add(AddOperation { path: status_path, value: new.into() })),
-        (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation { path: status_path })),
+        (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation {
+            path: status_path,
+        })),
         (None, None) => {}
     }
     ops

@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, PodSpec, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, PodSpec, SeccompProfile, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -49,7 +50,10 @@ pub struct Step {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {
     Wait(WaitTarget),
-    Run { name: String, source_container: String },
+    Run {
+        name: String,
+        source_container: String,
+    },
 }
 
 /// Removes what an earlier pass injected (per `P/status`) from `spec`.
@@ -84,7 +88,12 @@ pub fn build(
         .flatten()
         .chain(&spec.containers)
         .map(|c| c.name.as_str())
-        .chain(spec.ephemeral_containers.iter().flatten().map(|c| c.name.as_str()))
+        .chain(
+            spec.ephemeral_containers
+                .iter()
+                .flatten()
+                .map(|c| c.name.as_str()),
+        )
         .collect();
 
     let (volumes, mounts) = shared_volumes(directives, spec, &key("volumes"), &mut errors);
@@ -108,11 +117,23 @@ pub fn build(
         }
         taken.insert(name.clone());
         let step_label = format!("{}/{total}", index + 1);
-        let container = wait_container(name, target, timeout, interval, &step_label, &mounts, config);
+        let container = wait_container(
+            name,
+            target,
+            timeout,
+            interval,
+            &step_label,
+            &mounts,
+            config,
+        );
         steps.push(Step {
             container,
             origin: Origin::Wait(target.clone()),
-            reason: format!("rule 1: pod wait-for, target {} of {} in written order", index + 1, directives.waits.len()),
+            reason: format!(
+                "rule 1: pod wait-for, target {} of {} in written order",
+                index + 1,
+                directives.waits.len()
+            ),
         });
     }
 
@@ -127,24 +148,39 @@ pub fn build(
             errors.push(AnnotationError::new(
                 &run_key,
                 run.argv.join(" "),
-                format!("the pod already has a container named {:?}; choose another step name", run.name),
+                format!(
+                    "the pod already has a container named {:?}; choose another step name",
+                    run.name
+                ),
             ));
         }
         if taken.contains(&run.name) {
             errors.push(AnnotationError::new(
                 &run_key,
                 run.argv.join(" "),
-                format!("step name {:?} is also the name of an injected wait step; choose another", run.name),
+                format!(
+                    "step name {:?} is also the name of an injected wait step; choose another",
+                    run.name
+                ),
             ));
         }
         taken.insert(run.name.clone());
-        let Some(source) = source_container(run, spec, default_container, &config.prefix, &mut errors, &mut warnings)
-        else {
+        let Some(source) = source_container(
+            run,
+            spec,
+            default_container,
+            &config.prefix,
+            &mut errors,
+            &mut warnings,
+        ) else {
             continue;
         };
         steps.push(Step {
             container: run_container(run, source, &mounts),
-            origin: Origin::Run { name: run.name.clone(), source_container: source.name.clone() },
+            origin: Origin::Run {
+                name: run.name.clone(),
+                source_container: source.name.clone(),
+            },
             reason: order_rule.clone(),
         });
     }
@@ -152,13 +188,24 @@ pub fn build(
     let (insert_at, placement) = match placement(&directives.position, spec) {
         Ok(place) => place,
         Err(message) => {
-            errors.push(AnnotationError::new(key("position"), directives.position.to_string(), message));
+            errors.push(AnnotationError::new(
+                key("position"),
+                directives.position.to_string(),
+                message,
+            ));
             (0, String::new())
         }
     };
 
     if errors.is_empty() {
-        Ok(Plan { steps, volumes, mounts, insert_at, placement, warnings })
+        Ok(Plan {
+            steps,
+            volumes,
+            mounts,
+            insert_at,
+            placement,
+            warnings,
+        })
     } else {
         Err(errors)
     }
@@ -172,7 +219,9 @@ pub fn apply(spec: &mut PodSpec, plan: &Plan) {
         init.splice(at..at, plan.steps.iter().map(|s| s.container.clone()));
     }
     if !plan.volumes.is_empty() {
-        spec.volumes.get_or_insert_with(Vec::new).extend(plan.volumes.iter().cloned());
+        spec.volumes
+            .get_or_insert_with(Vec::new)
+            .extend(plan.volumes.iter().cloned());
         for container in &mut spec.containers {
             container
                 .volume_mounts
@@ -196,7 +245,10 @@ fn shared_volumes(
             errors.push(AnnotationError::new(
                 key,
                 entry.clone(),
-                format!("the pod already has a volume named {:?}; choose another name", wanted.name),
+                format!(
+                    "the pod already has a volume named {:?}; choose another name",
+                    wanted.name
+                ),
             ));
         }
         let normalized = wanted.mount_path.trim_end_matches('/');
@@ -238,11 +290,17 @@ fn shared_volumes(
 pub fn restricted_security_context() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Default::default() }),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Default::default()
+        }),
         privileged: Some(false),
         read_only_root_filesystem: Some(true),
         run_as_non_root: Some(true),
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), ..Default::default() }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -306,14 +364,23 @@ fn source_container<'a>(
     errors: &mut Vec<AnnotationError>,
     warnings: &mut Vec<String>,
 ) -> Option<&'a Container> {
-    let names = || spec.containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+    let names = || {
+        spec.containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let Some(wanted) = &run.container {
         let found = spec.containers.iter().find(|c| &c.name == wanted);
         if found.is_none() {
             errors.push(AnnotationError::new(
                 format!("{prefix}/run.{}.container", run.name),
                 wanted.clone(),
-                format!("the pod has no app container of that name; expected one of: {}", names()),
+                format!(
+                    "the pod has no app container of that name; expected one of: {}",
+                    names()
+                ),
             ));
         }
         return found;
@@ -346,7 +413,10 @@ fn placement(position: &Position, spec: &PodSpec) -> Result<(usize, String), Str
             if names.is_empty() {
                 format!("the pod has no init container named {name:?} (it has none of its own)")
             } else {
-                format!("the pod has no init container named {name:?}; expected one of: {}", names.join(", "))
+                format!(
+                    "the pod has no init container named {name:?}; expected one of: {}",
+                    names.join(", ")
+                )
             }
         })
     };
@@ -355,12 +425,33 @@ fn placement(position: &Position, spec: &PodSpec) -> Result<(usize, String), Str
         // will see (a mesh proxy is already running), and they still run before the
         // legacy iptables init containers that mesh injectors append at the end.
         Position::First => match own.iter().rposition(is_native_sidecar) {
-            Some(i) => (i + 1, format!("rule 3: first, right after native sidecar {:?}", own[i].name)),
-            None => (0, "rule 3: first, at the front (the pod has no native sidecar)".to_owned()),
+            Some(i) => (
+                i + 1,
+                format!(
+                    "rule 3: first, right after native sidecar {:?}",
+                    own[i].name
+                ),
+            ),
+            None => (
+                0,
+                "rule 3: first, at the front (the pod has no native sidecar)".to_owned(),
+            ),
         },
-        Position::Last => (own.len(), format!("rule 3: last, after all {} of the pod's own init containers", own.len())),
-        Position::Before(name) => (find(name)?, format!("rule 3: before the pod's init container {name:?}")),
-        Position::After(name) => (find(name)? + 1, format!("rule 3: after the pod's init container {name:?}")),
+        Position::Last => (
+            own.len(),
+            format!(
+                "rule 3: last, after all {} of the pod's own init containers",
+                own.len()
+            ),
+        ),
+        Position::Before(name) => (
+            find(name)?,
+            format!("rule 3: before the pod's init container {name:?}"),
+        ),
+        Position::After(name) => (
+            find(name)? + 1,
+            format!("rule 3: after the pod's init container {name:?}"),
+        ),
     })
 }
 

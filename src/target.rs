@@ -113,7 +113,9 @@ impl fmt::Display for WaitTarget {
 fn parse_http(text: &str) -> Result<HttpTarget, String> {
     let url = Url::parse(text).map_err(|err| format!("it is not a valid URL ({err})"))?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("credentials do not belong in an annotation; remove the user:password@ part".to_owned());
+        return Err(
+            "credentials do not belong in an annotation; remove the user:password@ part".to_owned(),
+        );
     }
     let host = match url.host() {
         Some(url::Host::Domain(name)) => Host::Name(check_dns_name(name)?),
@@ -130,7 +132,12 @@ fn parse_http(text: &str) -> Result<HttpTarget, String> {
     let tls = url.scheme() == "https";
     let mut url = url;
     url.set_fragment(None);
-    Ok(HttpTarget { url: url.into(), host, port, tls })
+    Ok(HttpTarget {
+        url: url.into(),
+        host,
+        port,
+        tls,
+    })
 }
 
 fn parse_host_port(text: &str) -> Result<(Host, u16), String> {
@@ -191,7 +198,9 @@ fn check_dns_name(name: &str) -> Result<String, String> {
     for label in bare.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
@@ -216,11 +225,27 @@ mod tests {
             ("DB.Example.COM:1", "db.example.com:1", "db.example.com-1"),
             ("10.0.0.7:80", "10.0.0.7:80", "10.0.0.7-80"),
             ("[::1]:5432", "[::1]:5432", "[::1]-5432"),
-            ("tcp://[fe80::1]:65535", "[fe80::1]:65535", "[fe80::1]-65535"),
-            ("http://api:8080/healthz", "http://api:8080/healthz", "http-api:8080/healthz"),
-            ("https://vault.vault.svc:8200/v1/sys/health", "https://vault.vault.svc:8200/v1/sys/health", "https-vault.vault.svc:8200/v1/sys/health"),
+            (
+                "tcp://[fe80::1]:65535",
+                "[fe80::1]:65535",
+                "[fe80::1]-65535",
+            ),
+            (
+                "http://api:8080/healthz",
+                "http://api:8080/healthz",
+                "http-api:8080/healthz",
+            ),
+            (
+                "https://vault.vault.svc:8200/v1/sys/health",
+                "https://vault.vault.svc:8200/v1/sys/health",
+                "https-vault.vault.svc:8200/v1/sys/health",
+            ),
             ("http://api", "http://api/", "http-api/"),
-            ("http://[::1]:9000/x#frag", "http://[::1]:9000/x", "http-[::1]:9000/x"),
+            (
+                "http://[::1]:9000/x#frag",
+                "http://[::1]:9000/x",
+                "http-[::1]:9000/x",
+            ),
         ];
         for (input, display, hint) in cases {
             let target = WaitTarget::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -266,7 +291,10 @@ mod tests {
         ];
         for (input, fragment) in cases {
             let err = WaitTarget::parse(input).expect_err(input);
-            assert!(err.contains(fragment), "{input:?}: {err:?} lacks {fragment:?}");
+            assert!(
+                err.contains(fragment),
+                "{input:?}: {err:?} lacks {fragment:?}"
+            );
         }
     }
 }

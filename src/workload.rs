@@ -87,10 +87,17 @@ fn collect(doc: &Value, at: PointerBuf, found: &mut Vec<Template>) {
 }
 
 /// Runs the engine on the template at `template.root` in `doc`.
-pub fn mutate_template(doc: &Value, template: &Template, config: &EngineConfig) -> Result<Outcome, TemplateError> {
+pub fn mutate_template(
+    doc: &Value,
+    template: &Template,
+    config: &EngineConfig,
+) -> Result<Outcome, TemplateError> {
     let node = template.root.resolve(doc).ok();
     let field = |name: &str| node.and_then(|n| n.get(name));
-    let malformed = |name: &str, source| TemplateError::Malformed { field: format!("{}/{name}", template.root), source };
+    let malformed = |name: &str, source| TemplateError::Malformed {
+        field: format!("{}/{name}", template.root),
+        source,
+    };
     let meta = match field("metadata") {
         Some(value) => ObjectMeta::deserialize(value).map_err(|e| malformed("metadata", e))?,
         None => ObjectMeta::default(),
@@ -117,14 +124,25 @@ mod tests {
             {"apiVersion": "example.com/v1", "kind": "Deployment", "metadata": {"name": "crd"}},
             {"apiVersion": "v1", "kind": "PodList", "items": [{"apiVersion": "v1", "kind": "Pod"}]},
         ]});
-        let found: Vec<(String, String)> =
-            templates(&doc).into_iter().map(|t| (t.root.to_string(), t.owner)).collect();
-        assert_eq!(found, [
-            ("/items/0".to_owned(), "Pod ns/p".to_owned()),
-            ("/items/1/spec/template".to_owned(), "Deployment d".to_owned()),
-            ("/items/2/spec/jobTemplate/spec/template".to_owned(), "CronJob c-*".to_owned()),
-            ("/items/5/items/0".to_owned(), "Pod (unnamed)".to_owned()),
-        ]);
+        let found: Vec<(String, String)> = templates(&doc)
+            .into_iter()
+            .map(|t| (t.root.to_string(), t.owner))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("/items/0".to_owned(), "Pod ns/p".to_owned()),
+                (
+                    "/items/1/spec/template".to_owned(),
+                    "Deployment d".to_owned()
+                ),
+                (
+                    "/items/2/spec/jobTemplate/spec/template".to_owned(),
+                    "CronJob c-*".to_owned()
+                ),
+                ("/items/5/items/0".to_owned(), "Pod (unnamed)".to_owned()),
+            ]
+        );
     }
 
     #[test]
@@ -134,6 +152,10 @@ mod tests {
             "spec": {"containers": "not-a-list"}}}});
         let template = &templates(&doc)[0];
         let err = mutate_template(&doc, template, &EngineConfig::default()).unwrap_err();
-        assert!(err.to_string().starts_with("/spec/template/spec is not valid"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("/spec/template/spec is not valid"),
+            "{err}"
+        );
     }
 }

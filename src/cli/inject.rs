@@ -46,7 +46,10 @@ pub fn split_documents(input: &str) -> Vec<Document<'_>> {
         let bare = line.trim_end_matches(['\n', '\r']);
         let is_marker = bare == "---" || bare.starts_with("--- ") || bare == "...";
         if is_marker {
-            documents.push(Document { text: &input[start..offset], first_line });
+            documents.push(Document {
+                text: &input[start..offset],
+                first_line,
+            });
             start = offset + line.len();
             first_line = line_no + 2;
             if let Some(rest) = bare.strip_prefix("--- ") {
@@ -59,7 +62,10 @@ pub fn split_documents(input: &str) -> Vec<Document<'_>> {
         }
         offset += line.len();
     }
-    documents.push(Document { text: &input[start..], first_line });
+    documents.push(Document {
+        text: &input[start..],
+        first_line,
+    });
     documents.retain(|d| !d.text.is_empty());
     documents
 }
@@ -107,8 +113,20 @@ pub fn run(inputs: &[(String, String)], explain: bool, config: &EngineConfig) ->
     report
 }
 
-fn process(document: &Document<'_>, place: &str, explain: bool, config: &EngineConfig, report: &mut Report) -> Option<String> {
-    let verbatim = || Some(if explain { String::new() } else { document.text.to_owned() });
+fn process(
+    document: &Document<'_>,
+    place: &str,
+    explain: bool,
+    config: &EngineConfig,
+    report: &mut Report,
+) -> Option<String> {
+    let verbatim = || {
+        Some(if explain {
+            String::new()
+        } else {
+            document.text.to_owned()
+        })
+    };
     let mut value: Value = match serde_yaml_ng::from_str(document.text) {
         Ok(value) => value,
         Err(err) => {
@@ -123,22 +141,32 @@ fn process(document: &Document<'_>, place: &str, explain: bool, config: &EngineC
         match workload::mutate_template(&value, template, config) {
             Ok(outcome) => {
                 if explain {
-                    described.push_str(&explain::describe(&format!("{place}: {}", template.owner), &outcome, &config.prefix));
+                    described.push_str(&explain::describe(
+                        &format!("{place}: {}", template.owner),
+                        &outcome,
+                        &config.prefix,
+                    ));
                 }
                 if let Outcome::Injected(injection) = outcome {
                     for warning in injection.warnings() {
-                        report.warnings.push(format!("{place}: {}: {warning}", template.owner));
+                        report
+                            .warnings
+                            .push(format!("{place}: {}: {warning}", template.owner));
                     }
                     ops.extend(injection.patch);
                 }
             }
             Err(TemplateError::Invalid(invalid)) => {
                 for error in invalid.0 {
-                    report.errors.push(format!("{place}: {}: {error}", template.owner));
+                    report
+                        .errors
+                        .push(format!("{place}: {}: {error}", template.owner));
                 }
             }
             Err(err @ TemplateError::Malformed { .. }) => {
-                report.errors.push(format!("{place}: {}: {err}", template.owner));
+                report
+                    .errors
+                    .push(format!("{place}: {}: {err}", template.owner));
             }
         }
     }
@@ -149,13 +177,17 @@ fn process(document: &Document<'_>, place: &str, explain: bool, config: &EngineC
         return verbatim();
     }
     if let Err(err) = json_patch::patch(&mut value, &ops) {
-        report.errors.push(format!("{place}: internal error: the engine's patch does not apply ({err})"));
+        report.errors.push(format!(
+            "{place}: internal error: the engine's patch does not apply ({err})"
+        ));
         return None;
     }
     match serde_yaml_ng::to_string(&value) {
         Ok(text) => Some(text),
         Err(err) => {
-            report.errors.push(format!("{place}: cannot write YAML: {err}"));
+            report
+                .errors
+                .push(format!("{place}: cannot write YAML: {err}"));
             None
         }
     }
@@ -168,7 +200,12 @@ fn yaml_error(place: &str, document: &Document<'_>, err: &serde_yaml_ng::Error) 
     }
     let mut out = format!("{place}: YAML syntax error");
     if let Some(location) = err.location() {
-        let _ = write!(out, " at line {}, column {}", document.first_line + location.line() - 1, location.column());
+        let _ = write!(
+            out,
+            " at line {}, column {}",
+            document.first_line + location.line() - 1,
+            location.column()
+        );
     }
     let _ = write!(out, ": {message}");
     out
@@ -181,7 +218,9 @@ pub fn read_inputs(files: &[String]) -> Result<Vec<(String, String)>, String> {
     for file in files {
         if file == "-" {
             if stdin_read {
-                return Err("-f - is given more than once; standard input can be read once".to_owned());
+                return Err(
+                    "-f - is given more than once; standard input can be read once".to_owned(),
+                );
             }
             stdin_read = true;
             let mut text = String::new();
@@ -190,7 +229,8 @@ pub fn read_inputs(files: &[String]) -> Result<Vec<(String, String)>, String> {
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
             inputs.push(("<stdin>".to_owned(), text));
         } else {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
             inputs.push((file.clone(), text));
         }
     }
@@ -206,16 +246,31 @@ mod tests {
         let input = "# head\n---\na: 1\n---\nb: |\n  ---\n  x\n...\n--- c: 3\n";
         let docs = split_documents(input);
         let texts: Vec<(&str, usize)> = docs.iter().map(|d| (d.text, d.first_line)).collect();
-        assert_eq!(texts, [("# head\n", 1), ("a: 1\n", 3), ("b: |\n  ---\n  x\n", 5), ("c: 3\n", 9)]);
+        assert_eq!(
+            texts,
+            [
+                ("# head\n", 1),
+                ("a: 1\n", 3),
+                ("b: |\n  ---\n  x\n", 5),
+                ("c: 3\n", 9)
+            ]
+        );
     }
 
     #[test]
     fn yaml_errors_name_the_file_line() {
         let input = "a: 1\n---\nkind: Pod\nmetadata: [\n";
-        let report = run(&[("x.yaml".into(), input.into())], false, &EngineConfig::default());
+        let report = run(
+            &[("x.yaml".into(), input.into())],
+            false,
+            &EngineConfig::default(),
+        );
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
         let error = &report.errors[0];
-        assert!(error.starts_with("x.yaml: document 2 (line 3): YAML syntax error at line "), "{error}");
+        assert!(
+            error.starts_with("x.yaml: document 2 (line 3): YAML syntax error at line "),
+            "{error}"
+        );
         assert!(report.stdout.is_empty());
     }
 }

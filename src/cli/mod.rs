@@ -55,7 +55,8 @@ impl EngineArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    duration::parse_positive(text).map_err(|why| format!("expected a positive duration such as 90s or 5m, but {why}"))
+    duration::parse_positive(text)
+        .map_err(|why| format!("expected a positive duration such as 90s or 5m, but {why}"))
 }
 
 /// An annotation prefix is a DNS subdomain, as Kubernetes requires of annotation prefixes.

@@ -1,6 +1,7 @@
 //! The pure engine: a pod template's metadata and spec in, an [`Outcome`] out.
 //! No I/O; the webhook, the offline `inject` command and the tests all call [`mutate`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use json_patch::PatchOperation;
@@ -10,10 +11,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::annotations::{self, AnnotationError};
 use crate::config::EngineConfig;
-use crate::names::short_hash;
-use crate::patch::{self, Owned};
+use crate::names::hex_prefix;
+use crate::patch::{self, Owned, StatusChange};
 use crate::plan::{self, DEFAULT_CONTAINER_ANNOTATION, Plan};
 use crate::status::Status;
+use sha2::{Digest, Sha256};
 
 /// What the engine decided for one pod.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,15 +44,39 @@ pub struct Injection {
     pub status: Option<Status>,
     /// JSON Patch operations, with paths under the `root` given to [`mutate`].
     pub patch: Vec<PatchOperation>,
-    /// The pod spec after the patch, built independently of it.
-    pub spec: PodSpec,
-    /// The annotations after the patch.
-    pub annotations: BTreeMap<String, String>,
+    /// What an earlier pass had injected (its `P/status`), replaced by this one.
+    pub replaced: Option<Status>,
+    /// The full status annotation key.
+    pub status_key: String,
 }
 
 impl Injection {
     pub fn warnings(&self) -> &[String] {
         &self.plan.warnings
+    }
+
+    /// The pod spec after injection, built from `original` by stripping and inserting,
+    /// independently of the patch (tests prove that the two agree).
+    pub fn mutated_spec(&self, original: &PodSpec) -> PodSpec {
+        let mut spec = original.clone();
+        if let Some(replaced) = &self.replaced {
+            plan::strip(&mut spec, &replaced.init_containers, &replaced.volumes);
+        }
+        plan::apply(&mut spec, &self.plan);
+        spec
+    }
+
+    /// The annotations after injection.
+    pub fn mutated_annotations(
+        &self,
+        original: Option<&BTreeMap<String, String>>,
+    ) -> BTreeMap<String, String> {
+        let mut annotations = original.cloned().unwrap_or_default();
+        match &self.status {
+            Some(status) => annotations.insert(self.status_key.clone(), status.to_annotation()),
+            None => annotations.remove(&self.status_key),
+        };
+        annotations
     }
 }
 
@@ -85,22 +111,29 @@ pub fn mutate(
         return Ok(Outcome::Skipped(Skip::NotAnnotated));
     }
 
-    let (old_containers, old_volumes) = match &directives.status {
-        Some(status) => (status.init_containers.clone(), status.volumes.clone()),
-        None => (Vec::new(), Vec::new()),
+    let replaced = directives.status.clone();
+    let stripped = match &replaced {
+        Some(status) => {
+            let mut stripped = spec.clone();
+            plan::strip(&mut stripped, &status.init_containers, &status.volumes);
+            Cow::Owned(stripped)
+        }
+        None => Cow::Borrowed(spec),
     };
-    let mut new_spec = spec.clone();
-    plan::strip(&mut new_spec, &old_containers, &old_volumes);
     let default_container = annotations
         .get(DEFAULT_CONTAINER_ANNOTATION)
         .map(String::as_str);
-    let plan = plan::build(&directives, &new_spec, default_container, config).map_err(Invalid)?;
-    plan::apply(&mut new_spec, &plan);
+    let plan = plan::build(&directives, &stripped, default_container, config).map_err(Invalid)?;
 
     let status = directives.requests_injection().then(|| status_of(&plan));
     let status_key = format!("{}/status", config.prefix);
     let status_text = status.as_ref().map(Status::to_annotation);
 
+    let no_names = Vec::new();
+    let (old_containers, old_volumes) = match &replaced {
+        Some(status) => (&status.init_containers, &status.volumes),
+        None => (&no_names, &no_names),
+    };
     let owned_containers: Vec<&str> = old_containers
         .iter()
         .map(String::as_str)
@@ -115,37 +148,38 @@ pub fn mutate(
         init_containers: &owned_containers,
         volumes: &owned_volumes,
     };
+    let change = StatusChange {
+        key: &status_key,
+        value: status_text.as_deref(),
+    };
     let patch = patch::diff(
         root,
         meta.annotations.as_ref(),
         spec,
-        &status_key,
-        status_text.as_deref(),
-        &new_spec,
+        &stripped,
+        &plan,
+        change,
         &owned,
     );
+    drop(stripped);
 
-    let mut new_annotations = annotations.clone();
-    match status_text {
-        Some(text) => new_annotations.insert(status_key, text),
-        None => new_annotations.remove(&status_key),
-    };
     Ok(Outcome::Injected(Box::new(Injection {
         plan,
         status,
         patch,
-        spec: new_spec,
-        annotations: new_annotations,
+        replaced,
+        status_key,
     })))
 }
 
 fn status_of(plan: &Plan) -> Status {
     let containers: Vec<_> = plan.steps.iter().map(|s| &s.container).collect();
-    let fingerprint = serde_json::to_string(&(containers, &plan.volumes))
+    let mut hasher = Sha256::new();
+    serde_json::to_writer(&mut hasher, &(containers, &plan.volumes))
         .expect("Kubernetes API types always serialize");
     Status {
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        hash: short_hash(&fingerprint, 16),
+        hash: hex_prefix(&hasher.finalize(), 16),
         init_containers: plan
             .steps
             .iter()

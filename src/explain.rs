@@ -8,7 +8,8 @@ use crate::engine::{Injection, Outcome, Skip};
 use crate::plan::Origin;
 
 /// Describes what the engine decided for one pod template.
-pub fn describe(owner: &str, outcome: &Outcome, prefix: &str) -> String {
+/// `spec` is the pod spec the engine read.
+pub fn describe(owner: &str, outcome: &Outcome, spec: &PodSpec, prefix: &str) -> String {
     let mut out = String::new();
     match outcome {
         Outcome::Skipped(Skip::NotAnnotated) => {
@@ -20,12 +21,12 @@ pub fn describe(owner: &str, outcome: &Outcome, prefix: &str) -> String {
                 "{owner}: nothing to inject ({prefix}/inject is \"false\")"
             );
         }
-        Outcome::Injected(injection) => describe_injection(&mut out, owner, injection),
+        Outcome::Injected(injection) => describe_injection(&mut out, owner, injection, spec),
     }
     out
 }
 
-fn describe_injection(out: &mut String, owner: &str, injection: &Injection) {
+fn describe_injection(out: &mut String, owner: &str, injection: &Injection, spec: &PodSpec) {
     let plan = &injection.plan;
     let _ = writeln!(
         out,
@@ -92,7 +93,7 @@ fn describe_injection(out: &mut String, owner: &str, injection: &Injection) {
     let _ = writeln!(
         out,
         "  init containers after injection: {}",
-        init_order(&injection.spec)
+        init_order(&injection.mutated_spec(spec))
     );
     for warning in &plan.warnings {
         let _ = writeln!(out, "  warning: {warning}");

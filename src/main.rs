@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use init_injector::cli::{Cli, Command, inject};
 
+/// mimalloc: the engine allocates many small strings and a few large structs per review,
+/// where glibc's allocator spends more time than the engine itself (see benches/engine.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

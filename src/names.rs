@@ -24,13 +24,18 @@ pub fn is_dns1123_label(name: &str) -> bool {
 
 /// Hex digest prefix of `text`, stable across runs and platforms.
 pub fn short_hash(text: &str, len: usize) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex.truncate(len);
-    hex
+    hex_prefix(&Sha256::digest(text.as_bytes()), len)
+}
+
+/// The first `len` hex digits of `bytes`.
+pub fn hex_prefix(bytes: &[u8], len: usize) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// Lowercases `text` and turns every run of other characters into one '-'.

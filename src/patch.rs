@@ -10,6 +10,8 @@ use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::PodSpec;
 use serde::Serialize;
 
+use crate::plan::Plan;
+
 /// Appends `token` to a copy of `base`.
 fn child(base: &PointerBuf, token: &str) -> PointerBuf {
     let mut path = base.clone();
@@ -26,13 +28,11 @@ fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
 fn name_first(value: serde_json::Value) -> serde_json::Value {
     match value {
         serde_json::Value::Array(items) => items.into_iter().map(name_first).collect(),
-        serde_json::Value::Object(mut fields) if fields.contains_key("name") => {
-            let mut ordered = serde_json::Map::with_capacity(fields.len());
-            if let Some(name) = fields.shift_remove("name") {
-                ordered.insert("name".to_owned(), name);
+        serde_json::Value::Object(mut fields) => {
+            if let Some(name) = fields.get("name").cloned() {
+                fields.shift_insert(0, "name".to_owned(), name);
             }
-            ordered.extend(fields);
-            serde_json::Value::Object(ordered)
+            serde_json::Value::Object(fields)
         }
         other => other,
     }
@@ -46,21 +46,26 @@ fn list_ops<T: Serialize + PartialEq>(
     ops: &mut Vec<PatchOperation>,
     path: &PointerBuf,
     old: Option<&Vec<T>>,
-    new: Option<&Vec<T>>,
+    new: Option<&[&T]>,
     is_ours: impl Fn(&T) -> bool,
 ) {
-    let indices = |list: Option<&Vec<T>>| -> Vec<usize> {
-        list.into_iter()
-            .flatten()
-            .enumerate()
-            .filter(|(_, item)| is_ours(item))
-            .map(|(i, _)| i)
-            .collect()
-    };
-    let (old_ours, new_ours) = (indices(old), indices(new));
+    let old_ours: Vec<usize> = old
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, t)| is_ours(t))
+        .map(|(i, _)| i)
+        .collect();
+    let new_ours: Vec<usize> = new
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, t)| is_ours(t))
+        .map(|(i, _)| i)
+        .collect();
     let unchanged = match (old, new) {
         (Some(old), Some(new)) => {
-            old_ours == new_ours && old_ours.iter().all(|&i| old[i] == new[i])
+            old_ours == new_ours && old_ours.iter().all(|&i| old[i] == *new[i])
         }
         (None, None) => true,
         _ => false,
@@ -72,7 +77,7 @@ fn list_ops<T: Serialize + PartialEq>(
         if let Some(new_list) = new {
             ops.push(PatchOperation::Add(AddOperation {
                 path: path.clone(),
-                value: to_value(new_list),
+                value: to_value(&new_list),
             }));
         }
         return;
@@ -86,10 +91,26 @@ fn list_ops<T: Serialize + PartialEq>(
         for &i in &new_ours {
             ops.push(PatchOperation::Add(AddOperation {
                 path: child(path, &i.to_string()),
-                value: to_value(&new_list[i]),
+                value: to_value(new_list[i]),
             }));
         }
     }
+}
+
+/// `base` with `extra` spliced in at `at`, as references; `None` stays `None` when
+/// nothing is added, exactly as [`crate::plan::apply`] builds the list.
+fn spliced<'a, T>(
+    base: Option<&'a Vec<T>>,
+    at: usize,
+    extra: impl ExactSizeIterator<Item = &'a T>,
+) -> Option<Vec<&'a T>> {
+    if extra.len() == 0 {
+        return base.map(|list| list.iter().collect());
+    }
+    let mut list: Vec<&T> = base.into_iter().flatten().collect();
+    let at = at.min(list.len());
+    list.splice(at..at, extra);
+    Some(list)
 }
 
 /// What the engine owns in a pod, by name.
@@ -98,50 +119,69 @@ pub struct Owned<'a> {
     pub volumes: &'a [&'a str],
 }
 
-/// The JSON Patch from `(old_annotations, old)` to `(new_annotations, new)`, with paths
-/// under `root` (empty for a Pod, `/spec/template` for a Deployment, …).
+/// The new value of the status annotation, keyed by its full name.
+pub struct StatusChange<'a> {
+    pub key: &'a str,
+    pub value: Option<&'a str>,
+}
+
+/// The JSON Patch that turns `old` into `stripped` with `plan` applied, with paths under
+/// `root` (empty for a Pod, `/spec/template` for a Deployment, …). The new lists are
+/// views by reference; nothing of the pod is copied.
 pub fn diff(
     root: &PointerBuf,
     old_annotations: Option<&BTreeMap<String, String>>,
     old: &PodSpec,
-    status_key: &str,
-    new_status: Option<&str>,
-    new: &PodSpec,
+    stripped: &PodSpec,
+    plan: &Plan,
+    status: StatusChange<'_>,
     owned: &Owned<'_>,
 ) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
     let spec = child(root, "spec");
+    let init = spliced(
+        stripped.init_containers.as_ref(),
+        plan.insert_at,
+        plan.steps.iter().map(|s| &s.container),
+    );
     list_ops(
         &mut ops,
         &child(&spec, "initContainers"),
         old.init_containers.as_ref(),
-        new.init_containers.as_ref(),
+        init.as_deref(),
         |c| owned.init_containers.contains(&c.name.as_str()),
     );
     let volume_is_ours = |name: &str| owned.volumes.contains(&name);
+    let volumes = spliced(stripped.volumes.as_ref(), usize::MAX, plan.volumes.iter());
     list_ops(
         &mut ops,
         &child(&spec, "volumes"),
         old.volumes.as_ref(),
-        new.volumes.as_ref(),
+        volumes.as_deref(),
         |v| volume_is_ours(&v.name),
     );
     let containers = child(&spec, "containers");
-    for (index, (old_c, new_c)) in old.containers.iter().zip(&new.containers).enumerate() {
+    let mounts: &[_] = if plan.volumes.is_empty() {
+        &[]
+    } else {
+        &plan.mounts
+    };
+    for (index, (old_c, new_c)) in old.containers.iter().zip(&stripped.containers).enumerate() {
         let path = child(&child(&containers, &index.to_string()), "volumeMounts");
+        let new_mounts = spliced(new_c.volume_mounts.as_ref(), usize::MAX, mounts.iter());
         list_ops(
             &mut ops,
             &path,
             old_c.volume_mounts.as_ref(),
-            new_c.volume_mounts.as_ref(),
+            new_mounts.as_deref(),
             |m| volume_is_ours(&m.name),
         );
     }
 
     let metadata = child(root, "metadata");
-    let old_status = old_annotations.and_then(|a| a.get(status_key));
-    let status_path = child(&child(&metadata, "annotations"), status_key);
-    match (old_status, new_status) {
+    let old_status = old_annotations.and_then(|a| a.get(status.key));
+    let status_path = child(&child(&metadata, "annotations"), status.key);
+    match (old_status, status.value) {
         (Some(old), Some(new)) if old == new => {}
         (Some(_), Some(new)) => ops.push(PatchOperation::Replace(ReplaceOperation {
             path: status_path,
@@ -150,7 +190,7 @@ pub fn diff(
         (None, Some(new)) if old_annotations.is_none() => {
             ops.push(PatchOperation::Add(AddOperation {
                 path: child(&metadata, "annotations"),
-                value: serde_json::json!({ status_key: new }),
+                value: serde_json::json!({ status.key: new }),
             }))
         }
         (None, Some(new)) => ops.push(PatchOperation::Add(AddOperation {

@@ -91,7 +91,7 @@ pub fn mutate_template(
     doc: &Value,
     template: &Template,
     config: &EngineConfig,
-) -> Result<Outcome, TemplateError> {
+) -> Result<(Outcome, PodSpec), TemplateError> {
     let node = template.root.resolve(doc).ok();
     let field = |name: &str| node.and_then(|n| n.get(name));
     let malformed = |name: &str, source| TemplateError::Malformed {
@@ -106,7 +106,8 @@ pub fn mutate_template(
         Some(value) => PodSpec::deserialize(value).map_err(|e| malformed("spec", e))?,
         None => PodSpec::default(),
     };
-    Ok(engine::mutate(&meta, &spec, &template.root, config)?)
+    let outcome = engine::mutate(&meta, &spec, &template.root, config)?;
+    Ok((outcome, spec))
 }
 
 #[cfg(test)]

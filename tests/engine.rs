@@ -41,12 +41,12 @@ fn inject(pod: &Pod) -> (Pod, Injection) {
     let patched: Pod = serde_json::from_value(doc).unwrap();
     assert_eq!(
         patched.spec.as_ref(),
-        Some(&injection.spec),
+        Some(&injection.mutated_spec(pod.spec.as_ref().unwrap())),
         "patch result differs from the engine's pod"
     );
     assert_eq!(
         patched.metadata.annotations.as_ref(),
-        Some(&injection.annotations)
+        Some(&injection.mutated_annotations(pod.metadata.annotations.as_ref()))
     );
     (patched, *injection)
 }
@@ -616,7 +616,11 @@ fn annotation_prefix_is_configurable() {
         .map(|s| s.container.name.as_str())
         .collect();
     assert_eq!(names, ["wait-for-db-1"]);
-    assert!(injection.annotations.contains_key("acme.io/status"));
+    assert!(
+        injection
+            .mutated_annotations(None)
+            .contains_key("acme.io/status")
+    );
 }
 
 #[test]

@@ -139,13 +139,10 @@ fn process(
     let mut described = String::new();
     for template in &templates {
         match workload::mutate_template(&value, template, config) {
-            Ok(outcome) => {
+            Ok((outcome, spec)) => {
                 if explain {
-                    described.push_str(&explain::describe(
-                        &format!("{place}: {}", template.owner),
-                        &outcome,
-                        &config.prefix,
-                    ));
+                    let owner = format!("{place}: {}", template.owner);
+                    described.push_str(&explain::describe(&owner, &outcome, &spec, &config.prefix));
                 }
                 if let Outcome::Injected(injection) = outcome {
                     for warning in injection.warnings() {

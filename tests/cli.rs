@@ -13,7 +13,9 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("the binary starts");
     let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .unwrap();
     drop(input);
     child.wait_with_output().unwrap()
 }
@@ -27,9 +29,15 @@ fn injects_the_shipped_example() {
     let out = run(&["inject", "-f", "examples/app.yaml"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("- name: wait-for-postgres-shop-svc-5432"), "{stdout}");
+    assert!(
+        stdout.contains("- name: wait-for-postgres-shop-svc-5432"),
+        "{stdout}"
+    );
     assert!(stdout.contains("init.example/status:"), "{stdout}");
-    assert!(stdout.contains("kind: Service"), "the Service passes through: {stdout}");
+    assert!(
+        stdout.contains("kind: Service"),
+        "the Service passes through: {stdout}"
+    );
 }
 
 #[test]
@@ -45,26 +53,47 @@ fn explain_prints_the_plan() {
     let out = run(&["inject", "-f", "examples/app.yaml", "--explain"], None);
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("1. wait-for-postgres-shop-svc-5432: wait for postgres.shop.svc:5432"), "{stdout}");
+    assert!(
+        stdout.contains("1. wait-for-postgres-shop-svc-5432: wait for postgres.shop.svc:5432"),
+        "{stdout}"
+    );
     assert!(stdout.contains("why here: rule 1"), "{stdout}");
 }
 
 #[test]
 fn mistakes_fail_with_nothing_on_stdout() {
-    let out = run(&["inject", "-f", "examples/app.yaml", "-f", "tests/fixtures/mistakes.yaml"], None);
+    let out = run(
+        &[
+            "inject",
+            "-f",
+            "examples/app.yaml",
+            "-f",
+            "tests/fixtures/mistakes.yaml",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("did you mean init.example/wait-for?"), "{stderr}");
+    assert!(
+        stderr.contains("did you mean init.example/wait-for?"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was written"), "{stderr}");
 }
 
 #[test]
 fn yaml_syntax_errors_name_the_line() {
-    let out = run(&["inject", "-f", "-"], Some("kind: Pod\nmetadata:\n  name: [broken\n"));
+    let out = run(
+        &["inject", "-f", "-"],
+        Some("kind: Pod\nmetadata:\n  name: [broken\n"),
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("<stdin>: document 1 (line 1): YAML syntax error at line "), "{stderr}");
+    assert!(
+        stderr.contains("<stdin>: document 1 (line 1): YAML syntax error at line "),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -73,20 +102,54 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read does/not/exist.yaml"));
 
-    let out = run(&["inject", "-f", "examples/app.yaml", "--annotation-prefix", "Not A Prefix"], None);
+    let out = run(
+        &[
+            "inject",
+            "-f",
+            "examples/app.yaml",
+            "--annotation-prefix",
+            "Not A Prefix",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("expected a DNS subdomain"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("expected a DNS subdomain"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = run(&["inject", "-f", "examples/app.yaml", "--wait-timeout", "0s"], None);
+    let out = run(
+        &["inject", "-f", "examples/app.yaml", "--wait-timeout", "0s"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("it is zero"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("it is zero"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn custom_prefix_and_wait_image() {
     let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    acme.io/wait-for: db:5432\nspec:\n  containers:\n  - name: app\n    image: app:1\n";
-    let out = run(&["inject", "-f", "-", "--annotation-prefix", "acme.io", "--wait-image", "mirror.local/ii:1"], Some(manifest));
+    let out = run(
+        &[
+            "inject",
+            "-f",
+            "-",
+            "--annotation-prefix",
+            "acme.io",
+            "--wait-image",
+            "mirror.local/ii:1",
+        ],
+        Some(manifest),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("image: mirror.local/ii:1") && stdout.contains("acme.io/status"), "{stdout}");
+    assert!(
+        stdout.contains("image: mirror.local/ii:1") && stdout.contains("acme.io/status"),
+        "{stdout}"
+    );
 }

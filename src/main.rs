@@ -4,7 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use init_injector::cli::{Cli, Command, inject};
+use init_injector::cli::{Cli, Command, LogFormat, certs, inject, serve};
+use init_injector::{server, tls};
+use tracing_subscriber::EnvFilter;
 
 /// mimalloc: the engine allocates many small strings and a few large structs per review,
 /// where glibc's allocator spends more time than the engine itself (see benches/engine.rs).
@@ -13,9 +15,109 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
+    tls::install_provider();
     match cli.command {
+        Command::Serve(args) => run_serve(*args),
         Command::Inject(args) => run_inject(args),
+        Command::Certs(args) => run_certs(args),
     }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("INIT_INJECTOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run_serve(args: serve::ServeArgs) -> ExitCode {
+    let config = args.into_config();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let running = match server::start(config).await {
+            Ok(running) => running,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(ca) = &running.self_signed_ca {
+            tracing::info!(
+                ca = %ca.display(),
+                "no --tls-cert given: serving a self-signed certificate for localhost, 127.0.0.1 and ::1; trust the CA in this file"
+            );
+        }
+        tracing::info!(addr = %running.addr, metrics_addr = %running.metrics_addr, "serving AdmissionReview v1 on POST /mutate");
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "shutting down: no new connections, draining in-flight requests");
+        match running.shutdown().await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "stopped with an error");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
+
+fn run_certs(args: certs::CertsArgs) -> ExitCode {
+    let names = args.names();
+    let generated = match init_injector::certs::generate(&names, &args.ips, args.valid_days) {
+        Ok(generated) => generated,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(err) = init_injector::certs::write(&generated, &args.out) {
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
+    let ips: Vec<String> = args.ips.iter().map(ToString::to_string).collect();
+    println!(
+        "wrote {dir}/ca.pem, ca-key.pem, tls.crt and tls.key for {names}",
+        dir = args.out.display(),
+        names = names
+            .iter()
+            .chain(&ips)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ExitCode::SUCCESS
 }
 
 fn run_inject(args: inject::InjectArgs) -> ExitCode {

@@ -1,7 +1,9 @@
 //! The command line: one binary, one subcommand per job. Flags fall back to
 //! `INIT_INJECTOR_*` environment variables and are validated into plain config values.
 
+pub mod certs;
 pub mod inject;
+pub mod serve;
 
 use std::time::Duration;
 
@@ -15,14 +17,34 @@ use crate::names::is_dns1123_label;
 #[derive(Debug, Parser)]
 #[command(name = "init-injector", version, about)]
 pub struct Cli {
+    /// Log format (logs go to standard error).
+    #[arg(
+        long,
+        global = true,
+        env = "INIT_INJECTOR_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTPS admission webhook (AdmissionReview v1 on POST /mutate).
+    Serve(Box<serve::ServeArgs>),
     /// Print manifests with init containers injected, as the webhook would (offline).
     Inject(inject::InjectArgs),
+    /// Generate a CA and a serving certificate for the webhook (development, bootstrap).
+    Certs(certs::CertsArgs),
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Engine settings shared by `serve` and `inject`.
@@ -54,7 +76,7 @@ impl EngineArgs {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse_positive(text)
         .map_err(|why| format!("expected a positive duration such as 90s or 5m, but {why}"))
 }

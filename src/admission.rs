@@ -1,0 +1,218 @@
+//! The admission boundary, and the only module that knows kube's admission types:
+//! AdmissionReview v1 bytes in, AdmissionReview bytes (or a clear refusal) out.
+//! It knows nothing of HTTP; the server maps [`ReviewError`] to status codes.
+
+use std::collections::HashMap;
+
+use json_patch::Patch;
+use jsonptr::PointerBuf;
+use k8s_openapi::api::core::v1::PodSpec;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::Deserialize;
+
+use crate::config::EngineConfig;
+use crate::engine::{self, Outcome, Skip};
+
+/// What to do with a pod whose annotations are wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnInvalid {
+    /// Refuse the pod with the message.
+    Deny,
+    /// Admit it unchanged and return the message as a warning.
+    Warn,
+}
+
+/// Settings for answering reviews.
+#[derive(Clone, Debug)]
+pub struct AdmissionConfig {
+    pub engine: EngineConfig,
+    pub on_invalid: OnInvalid,
+}
+
+/// How a review was answered (for logs and metrics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed with a patch of this many operations.
+    Mutated { operations: usize },
+    /// Allowed unchanged, and why.
+    Skipped(&'static str),
+    /// Refused: the annotations are wrong and `--on-invalid=deny`.
+    Denied,
+    /// Admitted unchanged with warnings: wrong annotations and `--on-invalid=warn`.
+    Warned,
+    /// Refused: the review names a pod but carries something that is not one.
+    Invalid,
+}
+
+impl Decision {
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Decision::Mutated { .. } => "mutated",
+            Decision::Skipped(_) => "skipped",
+            Decision::Denied => "denied",
+            Decision::Warned => "warned",
+            Decision::Invalid => "invalid",
+        }
+    }
+}
+
+/// A review that could not be read at all; no uid is known to answer it with.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("the body is not an AdmissionReview: {0}")]
+    Malformed(#[source] serde_json::Error),
+    #[error(
+        "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got {api_version:?} {kind:?}"
+    )]
+    WrongType { api_version: String, kind: String },
+    #[error("the AdmissionReview has no request")]
+    MissingRequest,
+}
+
+/// An answered review.
+#[derive(Debug)]
+pub struct Reviewed {
+    /// The AdmissionReview to send back, serialized.
+    pub body: Vec<u8>,
+    pub decision: Decision,
+    pub uid: String,
+    pub namespace: String,
+    /// The pod's name, or its generateName followed by `*`.
+    pub name: String,
+    /// The response itself, for tests and logs.
+    pub response: AdmissionResponse,
+}
+
+/// Answers one AdmissionReview.
+pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
+        return Err(ReviewError::WrongType {
+            api_version: review.types.api_version.clone(),
+            kind: review.types.kind.clone(),
+        });
+    }
+    let request: AdmissionRequest<DynamicObject> =
+        review.try_into().map_err(|_| ReviewError::MissingRequest)?;
+    let namespace = request.namespace.clone().unwrap_or_default();
+    let name = pod_name(&request);
+    let (response, decision) = decide(&request, config);
+    let body = serde_json::to_vec(&response.clone().into_review())
+        .expect("an AdmissionReview always serializes");
+    Ok(Reviewed {
+        body,
+        decision,
+        uid: request.uid.clone(),
+        namespace,
+        name,
+        response,
+    })
+}
+
+fn pod_name(request: &AdmissionRequest<DynamicObject>) -> String {
+    let meta = request.object.as_ref().map(|o| &o.metadata);
+    match (
+        meta.and_then(|m| m.name.as_deref()),
+        meta.and_then(|m| m.generate_name.as_deref()),
+    ) {
+        (Some(name), _) if !name.is_empty() => name.to_owned(),
+        (_, Some(generate)) => format!("{generate}*"),
+        _ => request.name.clone(),
+    }
+}
+
+fn decide(
+    request: &AdmissionRequest<DynamicObject>,
+    config: &AdmissionConfig,
+) -> (AdmissionResponse, Decision) {
+    let allowed = AdmissionResponse::from(request);
+    let is_pod = request.resource.group.is_empty()
+        && request.resource.resource == "pods"
+        && request.sub_resource.is_none();
+    if !is_pod {
+        return (allowed, Decision::Skipped("not a pod"));
+    }
+    if request.operation != Operation::Create {
+        return (allowed, Decision::Skipped("not a CREATE"));
+    }
+    let Some(object) = &request.object else {
+        return (
+            allowed.deny("the CREATE request carries no object"),
+            Decision::Invalid,
+        );
+    };
+    if let Some(types) = object
+        .types
+        .as_ref()
+        .filter(|t| t.kind != "Pod" || t.api_version != "v1")
+    {
+        let message = format!(
+            "expected a v1 Pod under the pods resource, got {} {}",
+            types.api_version, types.kind
+        );
+        return (allowed.deny(message), Decision::Invalid);
+    }
+    let spec = match object.data.get("spec").map(PodSpec::deserialize) {
+        Some(Ok(spec)) => spec,
+        Some(Err(err)) => {
+            return (
+                allowed.deny(format!("the pod's spec is not valid: {err}")),
+                Decision::Invalid,
+            );
+        }
+        None => return (allowed.deny("the pod has no spec"), Decision::Invalid),
+    };
+    match engine::mutate(&object.metadata, &spec, &PointerBuf::new(), &config.engine) {
+        Ok(Outcome::Skipped(Skip::NotAnnotated)) => (allowed, Decision::Skipped("not annotated")),
+        Ok(Outcome::Skipped(Skip::OptedOut)) => (allowed, Decision::Skipped("opted out")),
+        Ok(Outcome::Injected(injection)) => {
+            let mut response = allowed;
+            if !injection.plan.warnings.is_empty() {
+                response.warnings = Some(injection.plan.warnings.clone());
+            }
+            if let Some(status) = &injection.status {
+                response.audit_annotations = HashMap::from([
+                    (
+                        "injected-init-containers".to_owned(),
+                        status.init_containers.join(","),
+                    ),
+                    ("injected-volumes".to_owned(), status.volumes.join(",")),
+                    ("plan-hash".to_owned(), status.hash.clone()),
+                ]);
+            }
+            if injection.patch.is_empty() {
+                return (response, Decision::Skipped("already injected"));
+            }
+            let operations = injection.patch.len();
+            match response.with_patch(Patch(injection.patch)) {
+                Ok(response) => (response, Decision::Mutated { operations }),
+                Err(err) => (
+                    AdmissionResponse::from(request).deny(format!("internal error: {err}")),
+                    Decision::Invalid,
+                ),
+            }
+        }
+        Err(invalid) => {
+            let messages: Vec<String> = invalid.0.iter().map(ToString::to_string).collect();
+            match config.on_invalid {
+                OnInvalid::Deny => {
+                    let message = format!("init-injector: {}", messages.join("; "));
+                    (allowed.deny(message), Decision::Denied)
+                }
+                OnInvalid::Warn => {
+                    let mut response = allowed;
+                    response.warnings = Some(
+                        messages
+                            .into_iter()
+                            .map(|m| format!("init-injector: pod admitted without injection: {m}"))
+                            .collect(),
+                    );
+                    (response, Decision::Warned)
+                }
+            }
+        }
+    }
+}

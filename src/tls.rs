@@ -1,0 +1,131 @@
+//! TLS for the webhook: PEM loading and validation into a rustls `ServerConfig`, and
+//! reloading when the files change. Files are re-read through their paths, so the
+//! `..data` symlink swap Kubernetes does for a mounted Secret is seen like any write;
+//! a pair that fails to load (a cert renewed before its key) keeps the old config.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Why a certificate and key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: String },
+    #[error("{path} is not a PEM certificate chain: {source}")]
+    BadCertificate {
+        path: String,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{path} holds no usable PEM private key: {source}")]
+    BadKey {
+        path: String,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("the certificate and key do not make a valid TLS identity: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// A loaded serving identity.
+#[derive(Clone)]
+pub struct Identity {
+    pub config: Arc<ServerConfig>,
+    /// When the leaf certificate expires, if it could be read.
+    pub not_after: Option<SystemTime>,
+}
+
+/// The ring provider, the one crypto provider this binary uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Installs ring as the process-wide rustls provider; later calls are no-ops.
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Builds a server config from PEM bytes; `cert_path` and `key_path` only name the
+/// sources in errors. The key must match the certificate.
+pub fn identity_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_path: &str,
+    key_path: &str,
+) -> Result<Identity, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|source| TlsError::BadCertificate {
+            path: cert_path.to_owned(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.to_owned(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| TlsError::BadKey {
+        path: key_path.to_owned(),
+        source,
+    })?;
+    let not_after = expiry(&chain[0]);
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    // The apiserver speaks HTTP/1.1 to webhooks and reuses connections.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Identity {
+        config: Arc::new(config),
+        not_after,
+    })
+}
+
+fn expiry(cert: &CertificateDer<'_>) -> Option<SystemTime> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let seconds = parsed.validity().not_after.timestamp();
+    let seconds = u64::try_from(seconds).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+}
+
+/// A certificate and key file pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Reads both files now.
+    pub fn read(&self) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| TlsError::Read {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        Ok((read(&self.cert)?, read(&self.key)?))
+    }
+
+    /// Reads and validates both files.
+    pub fn load(&self) -> Result<Identity, TlsError> {
+        let (cert, key) = self.read()?;
+        identity_from_pem(
+            &cert,
+            &key,
+            &self.cert.display().to_string(),
+            &self.key.display().to_string(),
+        )
+    }
+}

@@ -1,0 +1,182 @@
+//! Shared by the integration tests: certificates, a real server on 127.0.0.1:0, real
+//! TLS clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use init_injector::admission::{AdmissionConfig, OnInvalid};
+use init_injector::certs::{self, Generated};
+use init_injector::config::EngineConfig;
+use init_injector::server::{self, Running, ServeConfig, TlsSource};
+use init_injector::tls::TlsFiles;
+use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::{ClientConfig, RootCertStore};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+pub fn generate() -> Generated {
+    init_injector::tls::install_provider();
+    certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 30).unwrap()
+}
+
+/// Writes a certificate pair the way the kubelet lays out a mounted Secret:
+/// `dir/..<version>/tls.crt`, `dir/..data -> ..<version>`, `dir/tls.crt -> ..data/tls.crt`.
+pub fn write_secret_volume(dir: &Path, version: &str, generated: &Generated) {
+    let versioned = dir.join(format!("..{version}"));
+    std::fs::create_dir_all(&versioned).unwrap();
+    std::fs::write(versioned.join("tls.crt"), &generated.cert_pem).unwrap();
+    std::fs::write(versioned.join("tls.key"), &generated.key_pem).unwrap();
+    let tmp_link = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp_link);
+    std::os::unix::fs::symlink(format!("..{version}"), &tmp_link).unwrap();
+    // rename(2) over the old link is the atomic swap the kubelet does.
+    std::fs::rename(&tmp_link, dir.join("..data")).unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+}
+
+pub fn config(dir: &Path, on_invalid: OnInvalid) -> ServeConfig {
+    ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsSource::Files(TlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        }),
+        admission: AdmissionConfig {
+            engine: EngineConfig::default(),
+            on_invalid,
+        },
+        drain_timeout: Duration::from_secs(10),
+        reload_interval: Duration::from_millis(100),
+        request_timeout: Duration::from_secs(2),
+    }
+}
+
+/// A running server with certificates in a temporary Secret-like directory.
+pub struct TestServer {
+    pub running: Running,
+    pub ca_pem: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(on_invalid: OnInvalid) -> Self {
+        let generated = generate();
+        let dir = tempfile::tempdir().unwrap();
+        write_secret_volume(dir.path(), "v1", &generated);
+        let running = server::start(config(dir.path(), on_invalid)).await.unwrap();
+        TestServer {
+            running,
+            ca_pem: generated.ca_cert_pem,
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.running.addr.port())
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        client(&[&self.ca_pem], true)
+    }
+}
+
+pub fn tls_config(cas: &[&str]) -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let mut config = ClientConfig::builder_with_provider(init_injector::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
+}
+
+/// A real HTTPS client trusting `cas`, resolving localhost to 127.0.0.1.
+pub fn client(cas: &[&str], pooled: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config(cas))
+        .http1_only()
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .timeout(Duration::from_secs(20));
+    if !pooled {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    builder.build().unwrap()
+}
+
+/// A raw TLS connection, for clients that misbehave on purpose.
+pub async fn raw_tls(addr: SocketAddr, ca: &str) -> TlsStream<TcpStream> {
+    let connector = TlsConnector::from(Arc::new(tls_config(&[ca])));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Reads what the server sends until it closes the connection or `limit` passes.
+pub async fn read_response(stream: &mut TlsStream<TcpStream>, limit: Duration) -> String {
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.windows(4).any(|w| w == b"\r\n\r\n") && response_complete(&buf) {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn response_complete(buf: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(buf);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-length:")
+            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+    });
+    length.is_some_and(|n| body.len() >= n)
+}
+
+pub async fn write_all(stream: &mut TlsStream<TcpStream>, bytes: &[u8]) {
+    stream.write_all(bytes).await.unwrap();
+    stream.flush().await.unwrap();
+}
+
+pub fn example(name: &str) -> String {
+    std::fs::read_to_string(PathBuf::from("examples").join(name)).unwrap()
+}
+
+/// `examples/review.json` with its request changed by `edit`.
+pub fn review_with(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut review: serde_json::Value = serde_json::from_str(&example("review.json")).unwrap();
+    edit(&mut review["request"]);
+    serde_json::to_vec(&review).unwrap()
+}

@@ -1,0 +1,577 @@
+//! Integration tests of `serve`: the real server on 127.0.0.1:0 with rcgen certificates,
+//! driven by real TLS clients.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use init_injector::admission::OnInvalid;
+use init_injector::config::EngineConfig;
+use init_injector::engine::{Outcome, mutate};
+use jsonptr::PointerBuf;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+
+async fn post(server: &TestServer, body: Vec<u8>) -> (u16, Value) {
+    let response = server
+        .client()
+        .post(server.url("/mutate"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// The patch as the apiserver would decode it: kube serializes `patch` as a byte array.
+fn decoded_patch(response: &Value) -> Option<Value> {
+    let bytes: Vec<u8> = serde_json::from_value(response.get("patch")?.clone()).unwrap();
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+fn snapshot_response(name: &str, review: &Value) {
+    let mut review = review.clone();
+    if let Some(patch) = decoded_patch(&review["response"]) {
+        review["response"]["patch"] = patch;
+    }
+    insta::with_settings!({ sort_maps => true }, {
+        insta::assert_json_snapshot!(name, review, { ".response.uid" => "[uid]" });
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotated_pod_gets_the_engines_patch() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let (status, review) = post(&server, example("review.json").into_bytes()).await;
+    assert_eq!(status, 200);
+    let response = &review["response"];
+    assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(review["kind"], "AdmissionReview");
+    assert_eq!(response["uid"], "0d3c6b5e-8f21-4a7c-9b1e-3f2d4c5b6a71");
+    assert_eq!(response["allowed"], true);
+    assert_eq!(response["patchType"], "JSONPatch");
+
+    // The wire patch decodes to exactly the engine's patch for the same pod.
+    let source: Value = serde_json::from_str(&example("review.json")).unwrap();
+    let pod: Pod = serde_json::from_value(source["request"]["object"].clone()).unwrap();
+    let Ok(Outcome::Injected(injection)) = mutate(
+        &pod.metadata,
+        pod.spec.as_ref().unwrap(),
+        &PointerBuf::new(),
+        &EngineConfig::default(),
+    ) else {
+        panic!("the example pod is injected")
+    };
+    assert_eq!(
+        decoded_patch(response).unwrap(),
+        serde_json::to_value(&injection.patch).unwrap()
+    );
+    snapshot_response("annotated", &review);
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_without_patch() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "unannotated",
+            example("review-unannotated.json").into_bytes(),
+        ),
+        ("update", review_with(|r| r["operation"] = json!("UPDATE"))),
+        ("delete", review_with(|r| r["operation"] = json!("DELETE"))),
+        (
+            "not a pod",
+            review_with(|r| {
+                r["resource"] = json!({"group": "apps", "version": "v1", "resource": "deployments"})
+            }),
+        ),
+        (
+            "subresource",
+            review_with(|r| r["subResource"] = json!("ephemeralcontainers")),
+        ),
+        (
+            "opted out",
+            review_with(|r| {
+                r["object"]["metadata"]["annotations"]["init.example/inject"] = json!("false")
+            }),
+        ),
+    ];
+    for (what, body) in cases {
+        let (status, review) = post(&server, body).await;
+        assert_eq!(status, 200, "{what}");
+        assert_eq!(review["response"]["allowed"], true, "{what}");
+        assert!(
+            review["response"].get("patch").is_none(),
+            "{what}: {review}"
+        );
+    }
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_gets_the_same_answer() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let (_, normal) = post(&server, example("review.json").into_bytes()).await;
+    let (status, dry) = post(&server, review_with(|r| r["dryRun"] = json!(true))).await;
+    assert_eq!(status, 200);
+    assert_eq!(dry["response"]["patch"], normal["response"]["patch"]);
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn already_injected_pod_gets_no_patch() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let (_, first) = post(&server, example("review.json").into_bytes()).await;
+    let patch: json_patch::Patch =
+        serde_json::from_value(decoded_patch(&first["response"]).unwrap()).unwrap();
+    let body = review_with(|r| json_patch::patch(&mut r["object"], &patch).unwrap());
+    let (status, second) = post(&server, body).await;
+    assert_eq!(status, 200);
+    assert_eq!(second["response"]["allowed"], true);
+    assert!(second["response"].get("patch").is_none(), "{second}");
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_annotations_deny_or_warn() {
+    let typo = |r: &mut Value| {
+        r["object"]["metadata"]["annotations"]["init.example/wiat-for"] = json!("db:5432");
+    };
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let (status, review) = post(&server, review_with(typo)).await;
+    assert_eq!(status, 200);
+    assert_eq!(review["response"]["allowed"], false);
+    let message = review["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("init.example/wiat-for")
+            && message.contains("did you mean init.example/wait-for?"),
+        "{message}"
+    );
+    snapshot_response("denied", &review);
+    server.running.shutdown().await.unwrap();
+
+    let server = TestServer::start(OnInvalid::Warn).await;
+    let (status, review) = post(&server, review_with(typo)).await;
+    assert_eq!(status, 200);
+    assert_eq!(review["response"]["allowed"], true);
+    assert!(review["response"].get("patch").is_none());
+    let warnings = review["response"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("did you mean init.example/wait-for?"),
+        "{warnings:?}"
+    );
+    snapshot_response("warned", &review);
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_4xx_and_the_server_keeps_serving() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let deep = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"object":{{"x":{}{}}}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("not JSON", b"hello".to_vec(), 400, "not an AdmissionReview"),
+        ("empty", Vec::new(), 400, "body is empty"),
+        ("deeply nested", deep.into_bytes(), 400, "recursion limit"),
+        (
+            "wrong kind",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}"#.to_vec(),
+            400,
+            "expected apiVersion admission.k8s.io/v1",
+        ),
+        (
+            "v1beta1",
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#.to_vec(),
+            400,
+            "admission.k8s.io/v1beta1",
+        ),
+        (
+            "no request",
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
+            400,
+            "has no request",
+        ),
+        ("too large", vec![b' '; 7 * 1024 * 1024], 413, "larger than"),
+    ];
+    for (what, body, want_status, want_error) in cases {
+        let (status, error) = post(&server, body).await;
+        assert_eq!(status, want_status, "{what}: {error}");
+        let text = error["error"].as_str().unwrap_or_default();
+        assert!(text.contains(want_error), "{what}: {text}");
+    }
+
+    // Known uid, wrong object: a 200 review that refuses, with the reason.
+    let (status, review) = post(
+        &server,
+        review_with(|r| r["object"]["kind"] = json!("Deployment")),
+    )
+    .await;
+    assert_eq!(
+        (status, &review["response"]["allowed"]),
+        (200, &json!(false))
+    );
+    assert!(
+        review["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected a v1 Pod")
+    );
+    let (_, review) = post(
+        &server,
+        review_with(|r| r["object"]["spec"]["containers"] = json!("x")),
+    )
+    .await;
+    assert!(
+        review["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec is not valid"),
+        "{review}"
+    );
+
+    // A huge annotation value and 10,000 annotations are answered, not choked on.
+    let (status, review) = post(
+        &server,
+        review_with(|r| {
+            r["object"]["metadata"]["annotations"]["init.example/wait-for"] =
+                json!(format!("{}:1", "a".repeat(1_000_000)));
+        }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let message = review["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.len() < 1000,
+        "the message quotes a bounded part of the value ({} bytes)",
+        message.len()
+    );
+    let (status, review) = post(
+        &server,
+        review_with(|r| {
+            let annotations = r["object"]["metadata"]["annotations"]
+                .as_object_mut()
+                .unwrap();
+            for i in 0..10_000 {
+                annotations.insert(format!("example.com/key-{i}"), json!("value"));
+            }
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, &review["response"]["allowed"]),
+        (200, &json!(true))
+    );
+    assert!(decoded_patch(&review["response"]).is_some());
+
+    // Wrong method and unknown path.
+    let response = server
+        .client()
+        .get(server.url("/mutate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    let response = server
+        .client()
+        .get(server.url("/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+
+    let (status, _) = post(&server, example("review.json").into_bytes()).await;
+    assert_eq!(status, 200, "still serving");
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_without_blocking_others() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let addr = server.running.addr;
+    // Sends headers, promises a body, then stalls.
+    let mut stalled = raw_tls(addr, &server.ca_pem).await;
+    write_all(&mut stalled, b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{").await;
+    // Sends half a header line and stalls.
+    let mut half = raw_tls(addr, &server.ca_pem).await;
+    write_all(&mut half, b"POST /mutate HTTP/1.1\r\nhost: loc").await;
+
+    let (status, _) = post(&server, example("review.json").into_bytes()).await;
+    assert_eq!(status, 200, "others are served meanwhile");
+
+    let answer = read_response(&mut stalled, Duration::from_secs(10)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "stalled body: {answer:?}"
+    );
+    let answer = read_response(&mut half, Duration::from_secs(10)).await;
+    assert!(
+        !answer.starts_with("HTTP/1.1 200"),
+        "stalled headers end without a review: {answer:?}"
+    );
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let client = server.client();
+    for path in ["/healthz", "/readyz"] {
+        let response = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+    }
+    post(&server, example("review.json").into_bytes()).await;
+    post(&server, example("review-unannotated.json").into_bytes()).await;
+    post(&server, b"x".to_vec()).await;
+    let metrics_url = format!("http://{}/metrics", server.running.metrics_addr);
+    let text = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "init_injector_reviews_total{outcome=\"mutated\"} 1",
+        "init_injector_reviews_total{outcome=\"skipped\"} 1",
+        "init_injector_bad_requests_total 1",
+        "init_injector_patch_operations_total 6",
+        "init_injector_certificate_reloads_total{result=\"success\"} 1",
+        "init_injector_review_duration_seconds_bucket{le=\"0.0001\"}",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    let expiry = text
+        .lines()
+        .find(|l| l.starts_with("init_injector_certificate_expiry_timestamp_seconds "))
+        .unwrap();
+    let seconds: f64 = expiry.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        seconds > now + 29.0 * 86400.0 && seconds < now + 31.0 * 86400.0,
+        "{seconds}"
+    );
+    server.running.shutdown().await.unwrap();
+}
+
+/// Fires requests on fresh connections until `stop`; returns (ok, failed).
+async fn hammer(server: &TestServer, cas: Vec<String>, stop: Arc<AtomicUsize>) -> (usize, usize) {
+    let client = client(&cas.iter().map(String::as_str).collect::<Vec<_>>(), false);
+    let body = example("review.json").into_bytes();
+    let (mut ok, mut failed) = (0, 0);
+    while stop.load(Ordering::Relaxed) == 0 {
+        let result = match client
+            .post(server.url("/mutate"))
+            .body(body.clone())
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {
+                r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Ok(r) => Err(format!("status {}", r.status())),
+            Err(err) => Err(err.to_string()),
+        };
+        match result {
+            Ok(()) => ok += 1,
+            Err(err) => {
+                eprintln!("request failed: {err}");
+                failed += 1
+            }
+        }
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_rotation_by_symlink_swap_fails_no_request() {
+    let server = Arc::new(TestServer::start(OnInvalid::Deny).await);
+    let rotated = generate();
+    let cas = vec![server.ca_pem.clone(), rotated.ca_cert_pem.clone()];
+    let stop = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (server, cas, stop) = (server.clone(), cas.clone(), stop.clone());
+            tokio::spawn(async move { hammer(&server, cas, stop).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write_secret_volume(server.dir.path(), "v2", &rotated);
+
+    // The new certificate is served: a client trusting only the new CA gets through.
+    let only_new = client(&[&rotated.ca_cert_pem], false);
+    let mut served_new = false;
+    for _ in 0..100 {
+        if only_new.get(server.url("/healthz")).send().await.is_ok() {
+            served_new = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served_new, "the rotated certificate was never served");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(1, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for worker in workers {
+        let (o, f) = worker.await.unwrap();
+        ok += o;
+        failed += f;
+    }
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed during rotation",
+        ok + failed
+    );
+    assert!(ok > 20, "too few requests to prove anything: {ok}");
+    // The old CA alone no longer works.
+    assert!(
+        client(&[&server.ca_pem], false)
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // A broken pair keeps the current certificate.
+    let broken = generate();
+    let mixed = init_injector::certs::Generated {
+        key_pem: broken.key_pem.clone(),
+        ..rotated.clone()
+    };
+    write_secret_volume(server.dir.path(), "v3", &mixed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        only_new.get(server.url("/healthz")).send().await.is_ok(),
+        "a bad pair must not replace a good one"
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", server.running.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("init_injector_certificate_reloads_total{result=\"failure\"} 1"),
+        "{metrics}"
+    );
+
+    let server = Arc::into_inner(server).expect("workers are done");
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_in_flight_requests() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let addr = server.running.addr;
+    let body = example("review.json");
+    // Requests whose bodies are still arriving when shutdown starts.
+    let mut in_flight = Vec::new();
+    for _ in 0..5 {
+        let mut stream = raw_tls(addr, &server.ca_pem).await;
+        let head = format!(
+            "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        write_all(&mut stream, head.as_bytes()).await;
+        write_all(&mut stream, &body.as_bytes()[..100]).await;
+        in_flight.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let app = server.running.app.clone();
+    let shutdown = tokio::spawn(server.running.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !app.ready.load(Ordering::Acquire),
+        "readiness drops when shutdown starts"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections once shutdown starts"
+    );
+    for stream in &mut in_flight {
+        write_all(stream, &body.as_bytes()[100..]).await;
+    }
+    for stream in &mut in_flight {
+        let answer = read_response(stream, Duration::from_secs(5)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "in-flight request failed: {answer:.200}"
+        );
+        assert!(answer.contains("\"patchType\":\"JSONPatch\""));
+    }
+    shutdown.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_init-injector"))
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--self-signed-dir")
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("the server logs its address").unwrap();
+        let entry: Value = serde_json::from_str(&line).unwrap();
+        if let Some(addr) = entry.get("addr").and_then(Value::as_str) {
+            break addr.parse().unwrap();
+        }
+    };
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let body = example("review.json");
+    let mut stream = raw_tls(addr, &ca).await;
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    write_all(&mut stream, head.as_bytes()).await;
+    write_all(&mut stream, &body.as_bytes()[..10]).await;
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write_all(&mut stream, &body.as_bytes()[10..]).await;
+    let answer = read_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request failed: {answer:.200}"
+    );
+    drop(stream);
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+}

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use json_patch::Patch;
 use jsonptr::PointerBuf;
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use serde::Deserialize;
 
 use crate::config::EngineConfig;
 use crate::engine::{self, Outcome, Skip};
@@ -81,91 +81,108 @@ pub struct Reviewed {
     pub namespace: String,
     /// The pod's name, or its generateName followed by `*`.
     pub name: String,
-    /// The response itself, for tests and logs.
-    pub response: AdmissionResponse,
+    /// Why the pod was refused, or empty.
+    pub message: String,
 }
 
 /// Answers one AdmissionReview.
+///
+/// The object is decoded straight into a typed Pod, the fast path every real pod takes.
+/// When that fails, the review is decoded again untyped, so that a review the webhook
+/// should not touch is still allowed, and one that names a pod but carries something
+/// else is refused with the decoder's reason.
 pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    match serde_json::from_slice::<AdmissionReview<Pod>>(body) {
+        Ok(review) => {
+            let request = into_request(review)?;
+            let (response, decision) = match skip_reason(&request) {
+                Some(decision) => (AdmissionResponse::from(&request), decision),
+                None => match &request.object {
+                    Some(pod) => decide(&request, &pod.metadata, pod.spec.as_ref(), config),
+                    None => (AdmissionResponse::from(&request).deny("the CREATE request carries no object"), Decision::Invalid),
+                },
+            };
+            let meta = request.object.as_ref().map(|pod| &pod.metadata);
+            Ok(reviewed(&request, meta, response, decision))
+        }
+        Err(typed_error) => {
+            let review: AdmissionReview<DynamicObject> =
+                serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+            let request = into_request(review)?;
+            let (response, decision) = match skip_reason(&request) {
+                Some(decision) => (AdmissionResponse::from(&request), decision),
+                None => (
+                    AdmissionResponse::from(&request).deny(format!("the object is not a valid v1 Pod: {typed_error}")),
+                    Decision::Invalid,
+                ),
+            };
+            let meta = request.object.as_ref().map(|object| &object.metadata);
+            Ok(reviewed(&request, meta, response, decision))
+        }
+    }
+}
+
+fn into_request<T: kube::core::Resource>(review: AdmissionReview<T>) -> Result<AdmissionRequest<T>, ReviewError> {
     if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
         return Err(ReviewError::WrongType {
             api_version: review.types.api_version.clone(),
             kind: review.types.kind.clone(),
         });
     }
-    let request: AdmissionRequest<DynamicObject> =
-        review.try_into().map_err(|_| ReviewError::MissingRequest)?;
-    let namespace = request.namespace.clone().unwrap_or_default();
-    let name = pod_name(&request);
-    let (response, decision) = decide(&request, config);
-    let body = serde_json::to_vec(&response.clone().into_review())
-        .expect("an AdmissionReview always serializes");
-    Ok(Reviewed {
-        body,
-        decision,
-        uid: request.uid.clone(),
-        namespace,
-        name,
-        response,
-    })
+    review.try_into().map_err(|_| ReviewError::MissingRequest)
 }
 
-fn pod_name(request: &AdmissionRequest<DynamicObject>) -> String {
-    let meta = request.object.as_ref().map(|o| &o.metadata);
-    match (
-        meta.and_then(|m| m.name.as_deref()),
-        meta.and_then(|m| m.generate_name.as_deref()),
-    ) {
+/// Requests the webhook allows untouched whatever they carry.
+fn skip_reason<T: kube::core::Resource>(request: &AdmissionRequest<T>) -> Option<Decision> {
+    let is_pod =
+        request.resource.group.is_empty() && request.resource.resource == "pods" && request.sub_resource.is_none();
+    if !is_pod {
+        return Some(Decision::Skipped("not a pod"));
+    }
+    if request.operation != Operation::Create {
+        return Some(Decision::Skipped("not a CREATE"));
+    }
+    None
+}
+
+fn reviewed<T: kube::core::Resource>(
+    request: &AdmissionRequest<T>,
+    meta: Option<&ObjectMeta>,
+    response: AdmissionResponse,
+    decision: Decision,
+) -> Reviewed {
+    let name = match (meta.and_then(|m| m.name.as_deref()), meta.and_then(|m| m.generate_name.as_deref())) {
         (Some(name), _) if !name.is_empty() => name.to_owned(),
         (_, Some(generate)) => format!("{generate}*"),
         _ => request.name.clone(),
+    };
+    let message = response.result.message.clone();
+    // kube writes the patch bytes as a JSON array of numbers: up to four bytes out per
+    // byte in; size the buffer once.
+    let capacity = 512 + response.patch.as_ref().map_or(0, |p| 4 * p.len());
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, &response.into_review()).expect("an AdmissionReview always serializes");
+    Reviewed {
+        body,
+        decision,
+        uid: request.uid.clone(),
+        namespace: request.namespace.clone().unwrap_or_default(),
+        name,
+        message,
     }
 }
 
 fn decide(
-    request: &AdmissionRequest<DynamicObject>,
+    request: &AdmissionRequest<Pod>,
+    meta: &ObjectMeta,
+    spec: Option<&PodSpec>,
     config: &AdmissionConfig,
 ) -> (AdmissionResponse, Decision) {
     let allowed = AdmissionResponse::from(request);
-    let is_pod = request.resource.group.is_empty()
-        && request.resource.resource == "pods"
-        && request.sub_resource.is_none();
-    if !is_pod {
-        return (allowed, Decision::Skipped("not a pod"));
-    }
-    if request.operation != Operation::Create {
-        return (allowed, Decision::Skipped("not a CREATE"));
-    }
-    let Some(object) = &request.object else {
-        return (
-            allowed.deny("the CREATE request carries no object"),
-            Decision::Invalid,
-        );
+    let Some(spec) = spec else {
+        return (allowed.deny("the pod has no spec"), Decision::Invalid);
     };
-    if let Some(types) = object
-        .types
-        .as_ref()
-        .filter(|t| t.kind != "Pod" || t.api_version != "v1")
-    {
-        let message = format!(
-            "expected a v1 Pod under the pods resource, got {} {}",
-            types.api_version, types.kind
-        );
-        return (allowed.deny(message), Decision::Invalid);
-    }
-    let spec = match object.data.get("spec").map(PodSpec::deserialize) {
-        Some(Ok(spec)) => spec,
-        Some(Err(err)) => {
-            return (
-                allowed.deny(format!("the pod's spec is not valid: {err}")),
-                Decision::Invalid,
-            );
-        }
-        None => return (allowed.deny("the pod has no spec"), Decision::Invalid),
-    };
-    match engine::mutate(&object.metadata, &spec, &PointerBuf::new(), &config.engine) {
+    match engine::mutate(meta, spec, &PointerBuf::new(), &config.engine) {
         Ok(Outcome::Skipped(Skip::NotAnnotated)) => (allowed, Decision::Skipped("not annotated")),
         Ok(Outcome::Skipped(Skip::OptedOut)) => (allowed, Decision::Skipped("opted out")),
         Ok(Outcome::Injected(injection)) => {

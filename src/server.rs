@@ -135,39 +135,12 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        );
-    }
-    let bytes = match tokio::time::timeout(
-        app.request_timeout,
-        axum::body::to_bytes(body, MAX_BODY_BYTES),
-    )
-    .await
-    {
-        Err(_) => {
-            return refuse(
-                StatusCode::REQUEST_TIMEOUT,
-                "the body did not arrive in time",
-            );
+    let bytes = match tokio::time::timeout(app.request_timeout, read_body(body, declared)).await {
+        Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time"),
+        Ok(Err(BodyError::TooLarge)) => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is larger than {MAX_BODY_BYTES} bytes"));
         }
-        Ok(Err(err)) => {
-            let too_large = std::error::Error::source(&err)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            return if too_large {
-                refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-                )
-            } else {
-                refuse(
-                    StatusCode::BAD_REQUEST,
-                    &format!("cannot read the body: {err}"),
-                )
-            };
-        }
+        Ok(Err(BodyError::Read(err))) => return refuse(StatusCode::BAD_REQUEST, &format!("cannot read the body: {err}")),
         Ok(Ok(bytes)) => bytes,
     };
     if bytes.is_empty() {
@@ -196,7 +169,7 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
                 detail,
                 patch_ops,
                 latency_us = elapsed.as_micros() as u64,
-                reason = %reviewed.response.result.message,
+                reason = %reviewed.message,
                 "review"
             );
             ([(header::CONTENT_TYPE, "application/json")], reviewed.body).into_response()
@@ -207,6 +180,31 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
             | ReviewError::MissingRequest),
         ) => refuse(StatusCode::BAD_REQUEST, &err.to_string()),
     }
+}
+
+enum BodyError {
+    TooLarge,
+    Read(axum::Error),
+}
+
+/// Reads the body up to [`MAX_BODY_BYTES`]. Past the limit it keeps reading and
+/// discarding (up to a bound), so that the client, still sending, gets to see the 413
+/// instead of a reset connection.
+async fn read_body(mut body: Body, declared: Option<usize>) -> Result<Vec<u8>, BodyError> {
+    use http_body_util::BodyExt;
+    const DISCARD_LIMIT: usize = 8 * MAX_BODY_BYTES;
+    let mut buf = Vec::with_capacity(declared.unwrap_or(16 * 1024).min(MAX_BODY_BYTES));
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else { continue };
+        seen += data.len();
+        if seen <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&data);
+        } else if seen > DISCARD_LIMIT {
+            break;
+        }
+    }
+    if seen > MAX_BODY_BYTES { Err(BodyError::TooLarge) } else { Ok(buf) }
 }
 
 /// A running server.

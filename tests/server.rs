@@ -228,7 +228,7 @@ async fn bad_requests_get_clear_4xx_and_the_server_keeps_serving() {
         review["response"]["status"]["message"]
             .as_str()
             .unwrap()
-            .contains("expected a v1 Pod")
+            .contains("not a valid v1 Pod")
     );
     let (_, review) = post(
         &server,
@@ -239,7 +239,7 @@ async fn bad_requests_get_clear_4xx_and_the_server_keeps_serving() {
         review["response"]["status"]["message"]
             .as_str()
             .unwrap()
-            .contains("spec is not valid"),
+            .contains("not a valid v1 Pod: invalid type: string"),
         "{review}"
     );
 

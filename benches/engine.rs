@@ -97,9 +97,17 @@ criterion_main!(benches);
 /// A whole review as the server answers it: decode, decide, patch, encode.
 fn review(c: &mut Criterion) {
     use init_injector::admission::{AdmissionConfig, OnInvalid, review};
-    let config = AdmissionConfig { engine: EngineConfig::default(), on_invalid: OnInvalid::Deny };
-    for (name, file) in [("annotated", "examples/review.json"), ("unannotated", "examples/review-unannotated.json")] {
+    let config = AdmissionConfig {
+        engine: EngineConfig::default(),
+        on_invalid: OnInvalid::Deny,
+    };
+    for (name, file) in [
+        ("annotated", "examples/review.json"),
+        ("unannotated", "examples/review-unannotated.json"),
+    ] {
         let body = std::fs::read(file).expect("run from the repository root");
-        c.bench_function(&format!("review/{name}"), |b| b.iter(|| review(black_box(&body), &config).unwrap()));
+        c.bench_function(&format!("review/{name}"), |b| {
+            b.iter(|| review(black_box(&body), &config).unwrap())
+        });
     }
 }

@@ -4,12 +4,12 @@
 # annotated reviews with a new connection (TLS handshake) per request. Prints requests/s,
 # p50/p99 latency, and the server's RSS idle and at peak.
 #
-#   bash benches/load.sh            # DURATION=10s CONNECTIONS=32 THREADS=1 by default
+#   bash benches/load.sh            # DURATION=10s CONNECTIONS=16 THREADS=1 by default
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 duration=${DURATION:-10s}
-connections=${CONNECTIONS:-32}
+connections=${CONNECTIONS:-16}
 threads=${THREADS:-1}
 port=${PORT:-18443}
 
@@ -45,8 +45,8 @@ script() { # body-file connection-header
 wrk.method = "POST"
 local f = io.open("$1", "rb"); wrk.body = f:read("*a"); f:close()
 wrk.headers["Content-Type"] = "application/json"
-${2:+wrk.headers["Connection"] = "$2"}
 LUA
+  if [ -n "$2" ]; then printf 'wrk.headers["Connection"] = "%s"\n' "$2" >>"$work/post.lua"; fi
   echo "$work/post.lua"
 }
 

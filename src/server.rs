@@ -136,11 +136,24 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let bytes = match tokio::time::timeout(app.request_timeout, read_body(body, declared)).await {
-        Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time"),
-        Ok(Err(BodyError::TooLarge)) => {
-            return refuse(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is larger than {MAX_BODY_BYTES} bytes"));
+        Err(_) => {
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive in time",
+            );
         }
-        Ok(Err(BodyError::Read(err))) => return refuse(StatusCode::BAD_REQUEST, &format!("cannot read the body: {err}")),
+        Ok(Err(BodyError::TooLarge)) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            );
+        }
+        Ok(Err(BodyError::Read(err))) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {err}"),
+            );
+        }
         Ok(Ok(bytes)) => bytes,
     };
     if bytes.is_empty() {
@@ -196,7 +209,9 @@ async fn read_body(mut body: Body, declared: Option<usize>) -> Result<Vec<u8>, B
     let mut buf = Vec::with_capacity(declared.unwrap_or(16 * 1024).min(MAX_BODY_BYTES));
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else { continue };
+        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
+            continue;
+        };
         seen += data.len();
         if seen <= MAX_BODY_BYTES {
             buf.extend_from_slice(&data);
@@ -204,7 +219,11 @@ async fn read_body(mut body: Body, declared: Option<usize>) -> Result<Vec<u8>, B
             break;
         }
     }
-    if seen > MAX_BODY_BYTES { Err(BodyError::TooLarge) } else { Ok(buf) }
+    if seen > MAX_BODY_BYTES {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(buf)
+    }
 }
 
 /// A running server.

@@ -153,3 +153,68 @@ fn custom_prefix_and_wait_image() {
         "{stdout}"
     );
 }
+
+#[test]
+fn certs_writes_a_ca_and_a_serving_certificate_for_the_service() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pki");
+    let out_arg = out.to_str().unwrap();
+    let result = run(
+        &[
+            "certs",
+            "--out",
+            out_arg,
+            "--service",
+            "ii",
+            "--namespace",
+            "sys",
+            "--ip",
+            "127.0.0.1",
+        ],
+        None,
+    );
+    assert_eq!(result.status.code(), Some(0), "{}", text(&result.stderr));
+    let pem = std::fs::read(out.join("tls.crt")).unwrap();
+    let (_, der) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let cert = der.parse_x509().unwrap();
+    let sans: Vec<String> = cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|name| format!("{name}"))
+        .collect();
+    for want in [
+        "DNSName(ii)",
+        "DNSName(ii.sys)",
+        "DNSName(ii.sys.svc)",
+        "IPAddress(7f:00:00:01)",
+    ] {
+        assert!(
+            sans.iter().any(|san| san == want),
+            "{want} missing from {sans:?}"
+        );
+    }
+    for secret in ["tls.key", "ca-key.pem"] {
+        let mode = std::fs::metadata(out.join(secret))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{secret}");
+    }
+    // The pair is usable by the server's own loader.
+    init_injector::tls::install_provider();
+    let files = init_injector::tls::TlsFiles {
+        cert: out.join("tls.crt"),
+        key: out.join("tls.key"),
+    };
+    assert!(files.load().is_ok());
+
+    let result = run(&["certs", "--out", out_arg], None);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(text(&result.stderr).contains("at least one DNS name or IP address"));
+}

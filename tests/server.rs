@@ -30,9 +30,16 @@ async fn post(server: &TestServer, body: Vec<u8>) -> (u16, Value) {
     (status, body)
 }
 
-/// The patch as the apiserver would decode it: kube serializes `patch` as a byte array.
+/// The patch as the apiserver decodes it: a base64 string, as Go writes `[]byte`.
 fn decoded_patch(response: &Value) -> Option<Value> {
-    let bytes: Vec<u8> = serde_json::from_value(response.get("patch")?.clone()).unwrap();
+    use base64::Engine;
+    let text = response
+        .get("patch")?
+        .as_str()
+        .expect("the patch is a base64 string");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap();
     Some(serde_json::from_slice(&bytes).unwrap())
 }
 

@@ -1,0 +1,812 @@
+//! End-to-end tests against a real kube-apiserver (and kube-controller-manager), started
+//! by `tests/e2e/run.sh`, which passes the kubeconfig in KUBECONFIG. Each test runs its
+//! own `init-injector serve` on loopback, registers it with a MutatingWebhookConfiguration
+//! (`clientConfig.url`, `caBundle`) scoped to the test's own namespace, and checks what
+//! the apiserver stores.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, WebhookClientConfig,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use serde_json::{Value, json};
+
+const LABEL: &str = "init-injector-e2e";
+
+async fn client() -> Client {
+    Client::try_default()
+        .await
+        .expect("KUBECONFIG points at the e2e control plane (run tests/e2e/run.sh)")
+}
+
+/// A `serve` process on 127.0.0.1 with a certificate for that address.
+struct Webhook {
+    child: Child,
+    addr: SocketAddr,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Webhook {
+    fn start(name: &str, extra: &[&str]) -> Webhook {
+        init_injector::tls::install_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let generated =
+            init_injector::certs::generate(&[], &["127.0.0.1".parse().unwrap()], 1).unwrap();
+        init_injector::certs::write(&generated, dir.path()).unwrap();
+        let logs = std::env::var("INIT_INJECTOR_E2E_LOGS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| dir.path().to_owned());
+        let log_path = logs.join(format!("webhook-{name}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_init-injector"))
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--tls-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"))
+            .args(extra)
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let found = text
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find_map(|entry| entry.get("addr").and_then(Value::as_str).map(str::to_owned));
+            if let Some(addr) = found {
+                break addr.parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "serve did not start: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Webhook {
+            child,
+            addr,
+            ca_pem: generated.ca_cert_pem,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}/mutate", self.addr)
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pod_webhook(
+    name: &str,
+    url: &str,
+    ca_pem: &str,
+    namespace: &str,
+    failure_policy: &str,
+    reinvocation: &str,
+) -> MutatingWebhook {
+    MutatingWebhook {
+        name: format!("{name}.init-injector.e2e"),
+        admission_review_versions: vec!["v1".into()],
+        side_effects: "None".into(),
+        client_config: WebhookClientConfig {
+            url: Some(url.to_owned()),
+            ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+            ..Default::default()
+        },
+        rules: Some(vec![RuleWithOperations {
+            api_groups: Some(vec!["".into()]),
+            api_versions: Some(vec!["v1".into()]),
+            operations: Some(vec!["CREATE".into()]),
+            resources: Some(vec!["pods".into()]),
+            scope: Some("Namespaced".into()),
+        }]),
+        failure_policy: Some(failure_policy.into()),
+        reinvocation_policy: Some(reinvocation.into()),
+        timeout_seconds: Some(5),
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(LABEL.to_owned(), namespace.to_owned())])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn register(client: &Client, name: &str, webhook: MutatingWebhook) {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let config = MutatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        webhooks: Some(vec![webhook]),
+    };
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    api.create(&PostParams::default(), &config).await.unwrap();
+}
+
+async fn unregister(client: &Client, names: &[&str]) {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    for name in names {
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
+}
+
+/// A fresh namespace labelled for this test, with its `default` ServiceAccount.
+async fn namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> String {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut all_labels = BTreeMap::from([(LABEL.to_owned(), name.to_owned())]);
+    all_labels.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(all_labels),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &ns).await.unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accounts.get_opt("default").await.unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no default ServiceAccount in {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    name.to_owned()
+}
+
+fn pod(name: &str, annotations: Value, spec: Value) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn restricted() -> Value {
+    json!({"runAsNonRoot": true, "runAsUser": 1000, "allowPrivilegeEscalation": false,
+           "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
+}
+
+fn app_spec() -> Value {
+    json!({"containers": [{"name": "app", "image": "registry.example.com/app:1", "securityContext": restricted()}]})
+}
+
+fn init_names(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Registration reaches the apiserver's webhook cache a moment after the create:
+/// dry-run a probe pod until our mutation shows.
+async fn wait_until_active(client: &Client, ns: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let probe = pod(
+        "probe",
+        json!({"init.example/wait-for": "probe:1"}),
+        app_spec(),
+    );
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(created) = pods.create(&dry, &probe).await {
+            if init_names(&created).contains(&"wait-for-probe-1".to_owned()) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webhook never became active for {ns}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn annotated_pod_is_stored_with_its_steps_in_order() {
+    let client = client().await;
+    let ns = namespace(&client, "e2e-stored", &[]).await;
+    let webhook = Webhook::start("stored", &[]);
+    register(
+        &client,
+        "e2e-stored",
+        pod_webhook(
+            "stored",
+            &webhook.url(),
+            &webhook.ca_pem,
+            &ns,
+            "Fail",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    wait_until_active(&client, &ns).await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let mut spec = app_spec();
+    spec["initContainers"] = json!([{"name": "setup", "image": "registry.example.com/setup:1", "securityContext": restricted()}]);
+    let annotations = json!({
+        "init.example/wait-for": "postgres.db.svc:5432,http://config.svc:8080/healthz",
+        "init.example/run.01-migrate": "migrate --to latest",
+        "init.example/volumes": "config:/config,scratch:/scratch:Memory:16Mi",
+    });
+    pods.create(&PostParams::default(), &pod("web", annotations, spec))
+        .await
+        .unwrap();
+    let stored = pods.get("web").await.unwrap();
+    assert_eq!(
+        init_names(&stored),
+        [
+            "wait-for-postgres-db-svc-5432",
+            "wait-for-http-config-svc-8080-healthz",
+            "01-migrate",
+            "setup"
+        ]
+    );
+    let spec = stored.spec.as_ref().unwrap();
+    let volumes: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert!(
+        volumes.contains(&"config") && volumes.contains(&"scratch"),
+        "{volumes:?}"
+    );
+    let mounts: Vec<&str> = spec.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.as_str())
+        .collect();
+    assert!(
+        mounts.contains(&"/config") && mounts.contains(&"/scratch"),
+        "{mounts:?}"
+    );
+    let status = &stored.metadata.annotations.as_ref().unwrap()["init.example/status"];
+    assert!(status.contains("\"01-migrate\""), "{status}");
+    let migrate = &spec.init_containers.as_ref().unwrap()[2];
+    assert_eq!(
+        migrate.command.as_deref().unwrap(),
+        ["migrate", "--to", "latest"]
+    );
+    assert_eq!(migrate.image.as_deref(), Some("registry.example.com/app:1"));
+
+    unregister(&client, &["e2e-stored"]).await;
+}
+
+#[tokio::test]
+async fn deployment_pods_made_by_the_controllers_are_mutated() {
+    let client = client().await;
+    let ns = namespace(&client, "e2e-deployment", &[]).await;
+    let webhook = Webhook::start("deployment", &[]);
+    register(
+        &client,
+        "e2e-deployment",
+        pod_webhook(
+            "deployment",
+            &webhook.url(),
+            &webhook.ca_pem,
+            &ns,
+            "Fail",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    wait_until_active(&client, &ns).await;
+
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "shop"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "shop"}},
+            "template": {
+                "metadata": {"labels": {"app": "shop"}, "annotations": {"init.example/wait-for": "redis:6379"}},
+                "spec": app_spec(),
+            },
+        },
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let made = loop {
+        let list = pods
+            .list(&ListParams::default().labels("app=shop"))
+            .await
+            .unwrap();
+        if list.items.len() >= 2 {
+            break list.items;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controllers made {} pods",
+            list.items.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    for pod in made {
+        assert_eq!(
+            init_names(&pod),
+            ["wait-for-redis-6379"],
+            "{:?}",
+            pod.metadata.name
+        );
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.kind, "ReplicaSet");
+    }
+    unregister(&client, &["e2e-deployment"]).await;
+}
+
+/// How the sidecar webhook writes its patch.
+#[derive(Clone, Copy)]
+enum PatchWire {
+    /// A base64 string, as Go writes `[]byte` and init-injector writes it.
+    Base64,
+    /// kube-rs's own serialization of `AdmissionResponse`: an array of numbers.
+    KubeRs,
+}
+
+/// A second mutating webhook that appends a native sidecar, as a mesh injector does.
+async fn start_sidecar_webhook(
+    wire: PatchWire,
+) -> (SocketAddr, String, axum_server::Handle<SocketAddr>) {
+    use axum::routing::post;
+    init_injector::tls::install_provider();
+    let generated =
+        init_injector::certs::generate(&[], &["127.0.0.1".parse().unwrap()], 1).unwrap();
+    let identity = init_injector::tls::identity_from_pem(
+        generated.cert_pem.as_bytes(),
+        generated.key_pem.as_bytes(),
+        "c",
+        "k",
+    )
+    .unwrap();
+    let app = axum::Router::new().route(
+        "/mutate",
+        post(move |body: axum::body::Bytes| async move {
+            use base64::Engine;
+            let review: Value = serde_json::from_slice(&body).unwrap();
+            let request = &review["request"];
+            let init = &request["object"]["spec"]["initContainers"];
+            let sidecar = json!({"name": "mesh-proxy", "image": "mesh/proxy:1", "restartPolicy": "Always",
+                                 "securityContext": restricted()});
+            let already = init.as_array().is_some_and(|list| list.iter().any(|c| c["name"] == "mesh-proxy"));
+            if let PatchWire::KubeRs = wire {
+                use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+                let typed: AdmissionReview<kube::core::DynamicObject> = serde_json::from_slice(&body).unwrap();
+                let typed: AdmissionRequest<kube::core::DynamicObject> = typed.try_into().unwrap();
+                let mut response = AdmissionResponse::from(&typed);
+                if !already {
+                    let op: json_patch::PatchOperation = serde_json::from_value(
+                        json!({"op": "add", "path": "/spec/initContainers/-", "value": sidecar}),
+                    )
+                    .unwrap();
+                    response = response.with_patch(json_patch::Patch(vec![op])).unwrap();
+                }
+                let review = serde_json::to_string(&response.into_review()).unwrap();
+                return ([(axum::http::header::CONTENT_TYPE, "application/json")], review);
+            }
+            let mut response = json!({"uid": request["uid"], "allowed": true});
+            if !already {
+                let patch = if init.is_array() {
+                    json!([{"op": "add", "path": "/spec/initContainers/-", "value": sidecar}])
+                } else {
+                    json!([{"op": "add", "path": "/spec/initContainers", "value": [sidecar]}])
+                };
+                response["patchType"] = json!("JSONPatch");
+                response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
+            }
+            let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], review.to_string())
+        }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(identity.config),
+    )
+    .unwrap()
+    .handle(handle.clone());
+    tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    (addr, generated.ca_cert_pem, handle)
+}
+
+#[tokio::test]
+async fn reinvocation_after_a_sidecar_webhook_leaves_one_block_after_the_sidecar() {
+    let client = client().await;
+    let ns = namespace(&client, "e2e-reinvoke", &[]).await;
+    let webhook = Webhook::start("reinvoke", &[]);
+    let (sidecar_addr, sidecar_ca, sidecar) = start_sidecar_webhook(PatchWire::Base64).await;
+    // Webhooks are called in the order of their configurations' names: ours first.
+    register(
+        &client,
+        "e2e-reinvoke-a-init",
+        pod_webhook(
+            "init",
+            &webhook.url(),
+            &webhook.ca_pem,
+            &ns,
+            "Fail",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    let sidecar_url = format!("https://{sidecar_addr}/mutate");
+    register(
+        &client,
+        "e2e-reinvoke-z-mesh",
+        pod_webhook("mesh", &sidecar_url, &sidecar_ca, &ns, "Fail", "Never"),
+    )
+    .await;
+    wait_until_active(&client, &ns).await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        let name = format!("meshed-{}", Instant::now().elapsed().as_nanos());
+        let mut spec = app_spec();
+        spec["initContainers"] =
+            json!([{"name": "setup", "image": "setup:1", "securityContext": restricted()}]);
+        let created = pods
+            .create(
+                &PostParams::default(),
+                &pod(&name, json!({"init.example/wait-for": "db:5432"}), spec),
+            )
+            .await
+            .unwrap();
+        if init_names(&created).contains(&"mesh-proxy".to_owned()) {
+            break created;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sidecar webhook never became active"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        init_names(&stored),
+        ["setup", "mesh-proxy", "wait-for-db-5432"]
+    );
+    sidecar.shutdown();
+    unregister(&client, &["e2e-reinvoke-a-init", "e2e-reinvoke-z-mesh"]).await;
+}
+
+/// kube-rs/kube#1781 asks whether the apiserver accepts kube's own patch encoding (a JSON
+/// array of numbers instead of base64). It does: Go decodes a number array into []byte.
+#[tokio::test]
+async fn the_apiserver_accepts_kube_rs_number_array_patches() {
+    let client = client().await;
+    let ns = namespace(&client, "e2e-kube-wire", &[]).await;
+    let (addr, ca, handle) = start_sidecar_webhook(PatchWire::KubeRs).await;
+    register(
+        &client,
+        "e2e-kube-wire",
+        pod_webhook(
+            "kube-wire",
+            &format!("https://{addr}/mutate"),
+            &ca,
+            &ns,
+            "Fail",
+            "Never",
+        ),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let mut spec = app_spec();
+    spec["initContainers"] =
+        json!([{"name": "setup", "image": "setup:1", "securityContext": restricted()}]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let dry = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let answer = pods
+            .create(&dry, &pod("p", json!({}), spec.clone()))
+            .await
+            .unwrap();
+        if init_names(&answer) == ["setup", "mesh-proxy"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the number-array patch was never applied: {:?}",
+            init_names(&answer)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    handle.shutdown();
+    unregister(&client, &["e2e-kube-wire"]).await;
+}
+
+#[tokio::test]
+async fn server_side_dry_run_returns_the_mutated_pod_and_stores_nothing() {
+    let client = client().await;
+    let ns = namespace(&client, "e2e-dry-run", &[]).await;
+    let webhook = Webhook::start("dry-run", &[]);
+    register(
+        &client,
+        "e2e-dry-run",
+        pod_webhook(
+            "dry-run",
+            &webhook.url(),
+            &webhook.ca_pem,
+            &ns,
+            "Fail",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    wait_until_active(&client, &ns).await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let answer = pods
+        .create(
+            &dry,
+            &pod(
+                "dry",
+                json!({"init.example/wait-for": "db:5432", "init.example/volumes": "v:/v"}),
+                app_spec(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(init_names(&answer), ["wait-for-db-5432"]);
+    assert!(
+        pods.get_opt("dry").await.unwrap().is_none(),
+        "a dry run stored the pod"
+    );
+    unregister(&client, &["e2e-dry-run"]).await;
+}
+
+#[tokio::test]
+async fn invalid_annotations_are_refused_or_admitted_with_a_warning() {
+    let client = client().await;
+    let deny_ns = namespace(&client, "e2e-invalid-deny", &[]).await;
+    let warn_ns = namespace(&client, "e2e-invalid-warn", &[]).await;
+    let deny = Webhook::start("invalid-deny", &[]);
+    let warn = Webhook::start("invalid-warn", &["--on-invalid", "warn"]);
+    register(
+        &client,
+        "e2e-invalid-deny",
+        pod_webhook(
+            "deny",
+            &deny.url(),
+            &deny.ca_pem,
+            &deny_ns,
+            "Fail",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    register(
+        &client,
+        "e2e-invalid-warn",
+        pod_webhook(
+            "warn",
+            &warn.url(),
+            &warn.ca_pem,
+            &warn_ns,
+            "Fail",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    wait_until_active(&client, &deny_ns).await;
+    wait_until_active(&client, &warn_ns).await;
+
+    let typo = pod(
+        "typo",
+        json!({"init.example/wiat-for": "db:5432"}),
+        app_spec(),
+    );
+    let err = Api::<Pod>::namespaced(client.clone(), &deny_ns)
+        .create(&PostParams::default(), &typo)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("denied the request"), "{text}");
+    assert!(
+        text.contains("init.example/wiat-for")
+            && text.contains("did you mean init.example/wait-for?"),
+        "{text}"
+    );
+
+    // Warn mode: admitted unchanged, and the message comes back as a Warning header.
+    let request = http::Request::post(format!("/api/v1/namespaces/{warn_ns}/pods"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&typo).unwrap())
+        .unwrap();
+    let response = client
+        .send(request.map(kube::client::Body::from))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let warnings: Vec<String> = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("did you mean init.example/wait-for?")),
+        "{warnings:?}"
+    );
+    let stored = Api::<Pod>::namespaced(client.clone(), &warn_ns)
+        .get("typo")
+        .await
+        .unwrap();
+    assert!(init_names(&stored).is_empty());
+    unregister(&client, &["e2e-invalid-deny", "e2e-invalid-warn"]).await;
+}
+
+#[tokio::test]
+async fn restricted_namespace_admits_the_mutated_pod() {
+    let client = client().await;
+    let ns = namespace(
+        &client,
+        "e2e-restricted",
+        &[("pod-security.kubernetes.io/enforce", "restricted")],
+    )
+    .await;
+    let webhook = Webhook::start("restricted", &[]);
+    register(
+        &client,
+        "e2e-restricted",
+        pod_webhook(
+            "restricted",
+            &webhook.url(),
+            &webhook.ca_pem,
+            &ns,
+            "Fail",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    wait_until_active(&client, &ns).await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let annotations = json!({
+        "init.example/wait-for": "db:5432,https://vault.svc:8200/v1/sys/health",
+        "init.example/run.migrate": "migrate",
+        "init.example/volumes": "config:/config",
+    });
+    let stored = pods
+        .create(
+            &PostParams::default(),
+            &pod("compliant", annotations, app_spec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(init_names(&stored).len(), 3);
+
+    // Pod Security really enforces here: an app container that is not compliant is
+    // refused, injection or not.
+    let spec = json!({"containers": [{"name": "app", "image": "app:1"}]});
+    let err = pods
+        .create(
+            &PostParams::default(),
+            &pod(
+                "not-compliant",
+                json!({"init.example/wait-for": "db:1"}),
+                spec,
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("violates PodSecurity \"restricted"),
+        "{err}"
+    );
+    unregister(&client, &["e2e-restricted"]).await;
+}
+
+#[tokio::test]
+async fn failure_policy_decides_when_the_webhook_is_down() {
+    let client = client().await;
+    let fail_ns = namespace(&client, "e2e-down-fail", &[]).await;
+    let ignore_ns = namespace(&client, "e2e-down-ignore", &[]).await;
+    let mut webhook = Webhook::start("down", &[]);
+    register(
+        &client,
+        "e2e-down-fail",
+        pod_webhook(
+            "fail",
+            &webhook.url(),
+            &webhook.ca_pem,
+            &fail_ns,
+            "Fail",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    register(
+        &client,
+        "e2e-down-ignore",
+        pod_webhook(
+            "ignore",
+            &webhook.url(),
+            &webhook.ca_pem,
+            &ignore_ns,
+            "Ignore",
+            "IfNeeded",
+        ),
+    )
+    .await;
+    wait_until_active(&client, &fail_ns).await;
+    wait_until_active(&client, &ignore_ns).await;
+    webhook.stop();
+
+    let annotated = pod("p", json!({"init.example/wait-for": "db:5432"}), app_spec());
+    let err = Api::<Pod>::namespaced(client.clone(), &fail_ns)
+        .create(&PostParams::default(), &annotated)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("failed calling webhook"), "{err}");
+    let admitted = Api::<Pod>::namespaced(client.clone(), &ignore_ns)
+        .create(&PostParams::default(), &annotated)
+        .await
+        .unwrap();
+    assert!(init_names(&admitted).is_empty(), "admitted unmutated");
+    unregister(&client, &["e2e-down-fail", "e2e-down-ignore"]).await;
+}

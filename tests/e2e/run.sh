@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# End-to-end tests against a real control plane on loopback: builds (or reuses) etcd,
+# kube-apiserver and kube-controller-manager from the Kubernetes Go modules, starts them
+# with a fresh CA, an admin client certificate and RBAC, writes a kubeconfig, runs
+# `cargo test --features e2e --test e2e`, and always tears everything down. Logs of
+# every component stay in target/e2e-logs/ (their tails are printed when anything fails).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+logs=${E2E_LOG_DIR:-$repo/target/e2e-logs}
+rm -rf "$logs"
+mkdir -p "$logs"
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "e2e: the Go toolchain (go) is required to build the control plane, and is not on PATH" >&2
+  exit 1
+fi
+
+bin_dir=$("$here/build.sh" | tail -n 1)
+work=$(mktemp -d "${TMPDIR:-/tmp}/init-injector-e2e.XXXXXX")
+pids=()
+
+tails() {
+  for log in "$logs"/*.log; do
+    [ -s "$log" ] || continue
+    echo "---- last lines of $log" >&2
+    tail -n 25 "$log" >&2
+  done
+}
+
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$status" -ne 0 ]; then
+    tails
+    echo "e2e: failed (exit $status); component logs are in $logs" >&2
+  fi
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for NAME PID SECONDS COMMAND...: polls COMMAND until it succeeds, failing early
+# when the component's process has exited.
+wait_for() {
+  local name=$1 pid=$2 seconds=$3
+  shift 3
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "e2e: $name exited during start-up" >&2
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "e2e: $name was not ready after ${seconds}s" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "e2e: $name ready" >&2
+}
+
+pki="$work/pki"
+(cd "$here/cluster" && go run ./pki -out "$pki")
+
+etcd_port=$(free_port)
+etcd_peer_port=$(free_port)
+"$bin_dir/etcd" --name e2e --data-dir "$work/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster "e2e=http://127.0.0.1:$etcd_peer_port" --unsafe-no-fsync --log-level warn \
+  >"$logs/etcd.log" 2>&1 &
+pids+=($!)
+wait_for etcd "${pids[-1]}" 60 curl -sf "http://127.0.0.1:$etcd_port/health"
+
+api_port=$(free_port)
+"$bin_dir/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$etcd_port" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+  --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
+  --service-account-issuer https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+  --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true --endpoint-reconciler-type none \
+  --cert-dir "$work/apiserver-certs" \
+  >"$logs/kube-apiserver.log" 2>&1 &
+pids+=($!)
+api="https://127.0.0.1:$api_port"
+wait_for kube-apiserver "${pids[-1]}" 120 \
+  curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$api/readyz"
+
+kubeconfig="$work/kubeconfig"
+cat >"$kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster:
+    server: $api
+    certificate-authority: $pki/ca.crt
+users:
+- name: admin
+  user:
+    client-certificate: $pki/admin.crt
+    client-key: $pki/admin.key
+contexts:
+- name: e2e
+  context:
+    cluster: e2e
+    user: admin
+current-context: e2e
+KUBECONFIG
+
+"$bin_dir/kube-controller-manager" --kubeconfig "$kubeconfig" \
+  --controllers deployment-controller,replicaset-controller,serviceaccount-controller,namespace-controller,garbage-collector-controller \
+  --leader-elect=false --secure-port 0 --root-ca-file "$pki/ca.crt" \
+  --service-account-private-key-file "$pki/sa.key" \
+  >"$logs/kube-controller-manager.log" 2>&1 &
+pids+=($!)
+# The serviceaccount controller creates `default` in every namespace; pods need it.
+wait_for kube-controller-manager "${pids[-1]}" 60 \
+  curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+  "$api/api/v1/namespaces/default/serviceaccounts/default"
+
+version=$(curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$api/version" | tr -d ' \n')
+echo "e2e: control plane up: $version" >&2
+
+cd "$repo"
+KUBECONFIG="$kubeconfig" INIT_INJECTOR_E2E_LOGS="$logs" \
+  cargo test --locked --features e2e --test e2e -- --test-threads 2

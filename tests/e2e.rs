@@ -232,10 +232,9 @@ async fn wait_until_active(client: &Client, ns: &str) {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(created) = pods.create(&dry, &probe).await {
-            if init_names(&created).contains(&"wait-for-probe-1".to_owned()) {
-                return;
-            }
+        let created = pods.create(&dry, &probe).await;
+        if created.is_ok_and(|pod| init_names(&pod).contains(&"wait-for-probe-1".to_owned())) {
+            return;
         }
         assert!(
             Instant::now() < deadline,

@@ -22,4 +22,5 @@ pub mod server;
 pub mod status;
 pub mod target;
 pub mod tls;
+pub mod wait;
 pub mod workload;

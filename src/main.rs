@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use init_injector::cli::{Cli, Command, LogFormat, certs, inject, serve};
+use init_injector::cli::{Cli, Command, LogFormat, certs, inject, serve, wait};
 use init_injector::{server, tls};
 use tracing_subscriber::EnvFilter;
 
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(*args),
         Command::Inject(args) => run_inject(args),
         Command::Certs(args) => run_certs(args),
+        Command::Wait(args) => run_wait(args),
     }
 }
 
@@ -91,6 +92,38 @@ async fn shutdown_signal() -> &'static str {
         _ = term.recv() => "SIGTERM",
         _ = tokio::signal::ctrl_c() => "SIGINT",
     }
+}
+
+fn run_wait(args: wait::WaitArgs) -> ExitCode {
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        tokio::select! {
+            outcome = init_injector::wait::run(config) => match outcome {
+                init_injector::wait::WaitOutcome::Ready => ExitCode::SUCCESS,
+                init_injector::wait::WaitOutcome::TimedOut(_) => ExitCode::FAILURE,
+            },
+            signal = shutdown_signal() => {
+                eprintln!("{} received {signal}: stopped waiting", humantime::format_rfc3339_millis(std::time::SystemTime::now()));
+                ExitCode::from(143)
+            }
+        }
+    })
 }
 
 fn run_certs(args: certs::CertsArgs) -> ExitCode {

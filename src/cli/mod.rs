@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod inject;
 pub mod serve;
+pub mod wait;
 
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Print manifests with init containers injected, as the webhook would (offline).
     Inject(inject::InjectArgs),
+    /// Wait until TCP/HTTP targets are ready (what the injected wait steps run).
+    /// Exit 0 ready, 1 deadline passed, 2 usage error.
+    Wait(wait::WaitArgs),
     /// Generate a CA and a serving certificate for the webhook (development, bootstrap).
     Certs(certs::CertsArgs),
 }

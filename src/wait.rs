@@ -194,10 +194,11 @@ fn describe_http(err: &reqwest::Error) -> String {
     let mut chain = String::new();
     let mut source: Option<&dyn std::error::Error> = Some(err);
     while let Some(current) = source {
-        if let Some(io) = current.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return "connection refused".to_owned();
-            }
+        let io_kind = current
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind);
+        if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
+            return "connection refused".to_owned();
         }
         let text = current.to_string();
         if text.contains("dns error") || text.contains("failed to lookup address") {

@@ -49,20 +49,8 @@ fn list_ops<T: Serialize + PartialEq>(
     new: Option<&[&T]>,
     is_ours: impl Fn(&T) -> bool,
 ) {
-    let old_ours: Vec<usize> = old
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .filter(|(_, t)| is_ours(t))
-        .map(|(i, _)| i)
-        .collect();
-    let new_ours: Vec<usize> = new
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .filter(|(_, t)| is_ours(t))
-        .map(|(i, _)| i)
-        .collect();
+    let old_ours = positions(old.into_iter().flatten(), &is_ours);
+    let new_ours = positions(new.into_iter().flatten().copied(), &is_ours);
     let unchanged = match (old, new) {
         (Some(old), Some(new)) => {
             old_ours == new_ours && old_ours.iter().all(|&i| old[i] == *new[i])
@@ -95,6 +83,18 @@ fn list_ops<T: Serialize + PartialEq>(
             }));
         }
     }
+}
+
+/// Indices of the items `is_ours` claims.
+fn positions<'a, T: 'a>(
+    items: impl Iterator<Item = &'a T>,
+    is_ours: &impl Fn(&T) -> bool,
+) -> Vec<usize> {
+    items
+        .enumerate()
+        .filter(|(_, item)| is_ours(item))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// `base` with `extra` spliced in at `at`, as references; `None` stays `None` when

@@ -155,6 +155,21 @@ async fn register(client: &Client, name: &str, webhook: MutatingWebhook) {
     api.create(&PostParams::default(), &config).await.unwrap();
 }
 
+/// Registers `webhook` for namespace `ns` (the configuration is named after it), with
+/// reinvocation IfNeeded and `failure_policy`, and waits until the apiserver calls it.
+async fn inject_into(client: &Client, ns: &str, webhook: &Webhook, failure_policy: &str) {
+    let config = pod_webhook(
+        ns,
+        &webhook.url(),
+        &webhook.ca_pem,
+        ns,
+        failure_policy,
+        "IfNeeded",
+    );
+    register(client, ns, config).await;
+    wait_until_active(client, ns).await;
+}
+
 async fn unregister(client: &Client, names: &[&str]) {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     for name in names {
@@ -249,20 +264,7 @@ async fn annotated_pod_is_stored_with_its_steps_in_order() {
     let client = client().await;
     let ns = namespace(&client, "e2e-stored", &[]).await;
     let webhook = Webhook::start("stored", &[]);
-    register(
-        &client,
-        "e2e-stored",
-        pod_webhook(
-            "stored",
-            &webhook.url(),
-            &webhook.ca_pem,
-            &ns,
-            "Fail",
-            "IfNeeded",
-        ),
-    )
-    .await;
-    wait_until_active(&client, &ns).await;
+    inject_into(&client, &ns, &webhook, "Fail").await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let mut spec = app_spec();
@@ -315,7 +317,7 @@ async fn annotated_pod_is_stored_with_its_steps_in_order() {
     );
     assert_eq!(migrate.image.as_deref(), Some("registry.example.com/app:1"));
 
-    unregister(&client, &["e2e-stored"]).await;
+    unregister(&client, &[ns.as_str()]).await;
 }
 
 #[tokio::test]
@@ -323,20 +325,7 @@ async fn deployment_pods_made_by_the_controllers_are_mutated() {
     let client = client().await;
     let ns = namespace(&client, "e2e-deployment", &[]).await;
     let webhook = Webhook::start("deployment", &[]);
-    register(
-        &client,
-        "e2e-deployment",
-        pod_webhook(
-            "deployment",
-            &webhook.url(),
-            &webhook.ca_pem,
-            &ns,
-            "Fail",
-            "IfNeeded",
-        ),
-    )
-    .await;
-    wait_until_active(&client, &ns).await;
+    inject_into(&client, &ns, &webhook, "Fail").await;
 
     let deployment: Deployment = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -383,7 +372,7 @@ async fn deployment_pods_made_by_the_controllers_are_mutated() {
         let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(owner.kind, "ReplicaSet");
     }
-    unregister(&client, &["e2e-deployment"]).await;
+    unregister(&client, &[ns.as_str()]).await;
 }
 
 /// How the sidecar webhook writes its patch.
@@ -469,20 +458,9 @@ async fn reinvocation_after_a_sidecar_webhook_leaves_one_block_after_the_sidecar
     let ns = namespace(&client, "e2e-reinvoke", &[]).await;
     let webhook = Webhook::start("reinvoke", &[]);
     let (sidecar_addr, sidecar_ca, sidecar) = start_sidecar_webhook(PatchWire::Base64).await;
-    // Webhooks are called in the order of their configurations' names: ours first.
-    register(
-        &client,
-        "e2e-reinvoke-a-init",
-        pod_webhook(
-            "init",
-            &webhook.url(),
-            &webhook.ca_pem,
-            &ns,
-            "Fail",
-            "IfNeeded",
-        ),
-    )
-    .await;
+    // Webhooks are called in the order of their configurations' names: ours
+    // ("e2e-reinvoke") before the mesh's ("e2e-reinvoke-z-mesh").
+    inject_into(&client, &ns, &webhook, "Fail").await;
     let sidecar_url = format!("https://{sidecar_addr}/mutate");
     register(
         &client,
@@ -490,7 +468,6 @@ async fn reinvocation_after_a_sidecar_webhook_leaves_one_block_after_the_sidecar
         pod_webhook("mesh", &sidecar_url, &sidecar_ca, &ns, "Fail", "Never"),
     )
     .await;
-    wait_until_active(&client, &ns).await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -520,7 +497,7 @@ async fn reinvocation_after_a_sidecar_webhook_leaves_one_block_after_the_sidecar
         ["setup", "mesh-proxy", "wait-for-db-5432"]
     );
     sidecar.shutdown();
-    unregister(&client, &["e2e-reinvoke-a-init", "e2e-reinvoke-z-mesh"]).await;
+    unregister(&client, &[ns.as_str(), "e2e-reinvoke-z-mesh"]).await;
 }
 
 /// kube-rs/kube#1781 asks whether the apiserver accepts kube's own patch encoding (a JSON
@@ -576,20 +553,7 @@ async fn server_side_dry_run_returns_the_mutated_pod_and_stores_nothing() {
     let client = client().await;
     let ns = namespace(&client, "e2e-dry-run", &[]).await;
     let webhook = Webhook::start("dry-run", &[]);
-    register(
-        &client,
-        "e2e-dry-run",
-        pod_webhook(
-            "dry-run",
-            &webhook.url(),
-            &webhook.ca_pem,
-            &ns,
-            "Fail",
-            "IfNeeded",
-        ),
-    )
-    .await;
-    wait_until_active(&client, &ns).await;
+    inject_into(&client, &ns, &webhook, "Fail").await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let dry = PostParams {
@@ -612,7 +576,7 @@ async fn server_side_dry_run_returns_the_mutated_pod_and_stores_nothing() {
         pods.get_opt("dry").await.unwrap().is_none(),
         "a dry run stored the pod"
     );
-    unregister(&client, &["e2e-dry-run"]).await;
+    unregister(&client, &[ns.as_str()]).await;
 }
 
 #[tokio::test]
@@ -622,34 +586,8 @@ async fn invalid_annotations_are_refused_or_admitted_with_a_warning() {
     let warn_ns = namespace(&client, "e2e-invalid-warn", &[]).await;
     let deny = Webhook::start("invalid-deny", &[]);
     let warn = Webhook::start("invalid-warn", &["--on-invalid", "warn"]);
-    register(
-        &client,
-        "e2e-invalid-deny",
-        pod_webhook(
-            "deny",
-            &deny.url(),
-            &deny.ca_pem,
-            &deny_ns,
-            "Fail",
-            "IfNeeded",
-        ),
-    )
-    .await;
-    register(
-        &client,
-        "e2e-invalid-warn",
-        pod_webhook(
-            "warn",
-            &warn.url(),
-            &warn.ca_pem,
-            &warn_ns,
-            "Fail",
-            "IfNeeded",
-        ),
-    )
-    .await;
-    wait_until_active(&client, &deny_ns).await;
-    wait_until_active(&client, &warn_ns).await;
+    inject_into(&client, &deny_ns, &deny, "Fail").await;
+    inject_into(&client, &warn_ns, &warn, "Fail").await;
 
     let typo = pod(
         "typo",
@@ -695,7 +633,7 @@ async fn invalid_annotations_are_refused_or_admitted_with_a_warning() {
         .await
         .unwrap();
     assert!(init_names(&stored).is_empty());
-    unregister(&client, &["e2e-invalid-deny", "e2e-invalid-warn"]).await;
+    unregister(&client, &[deny_ns.as_str(), warn_ns.as_str()]).await;
 }
 
 #[tokio::test]
@@ -708,20 +646,7 @@ async fn restricted_namespace_admits_the_mutated_pod() {
     )
     .await;
     let webhook = Webhook::start("restricted", &[]);
-    register(
-        &client,
-        "e2e-restricted",
-        pod_webhook(
-            "restricted",
-            &webhook.url(),
-            &webhook.ca_pem,
-            &ns,
-            "Fail",
-            "IfNeeded",
-        ),
-    )
-    .await;
-    wait_until_active(&client, &ns).await;
+    inject_into(&client, &ns, &webhook, "Fail").await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let annotations = json!({
@@ -757,7 +682,7 @@ async fn restricted_namespace_admits_the_mutated_pod() {
             .contains("violates PodSecurity \"restricted"),
         "{err}"
     );
-    unregister(&client, &["e2e-restricted"]).await;
+    unregister(&client, &[ns.as_str()]).await;
 }
 
 #[tokio::test]
@@ -766,34 +691,8 @@ async fn failure_policy_decides_when_the_webhook_is_down() {
     let fail_ns = namespace(&client, "e2e-down-fail", &[]).await;
     let ignore_ns = namespace(&client, "e2e-down-ignore", &[]).await;
     let mut webhook = Webhook::start("down", &[]);
-    register(
-        &client,
-        "e2e-down-fail",
-        pod_webhook(
-            "fail",
-            &webhook.url(),
-            &webhook.ca_pem,
-            &fail_ns,
-            "Fail",
-            "IfNeeded",
-        ),
-    )
-    .await;
-    register(
-        &client,
-        "e2e-down-ignore",
-        pod_webhook(
-            "ignore",
-            &webhook.url(),
-            &webhook.ca_pem,
-            &ignore_ns,
-            "Ignore",
-            "IfNeeded",
-        ),
-    )
-    .await;
-    wait_until_active(&client, &fail_ns).await;
-    wait_until_active(&client, &ignore_ns).await;
+    inject_into(&client, &fail_ns, &webhook, "Fail").await;
+    inject_into(&client, &ignore_ns, &webhook, "Ignore").await;
     webhook.stop();
 
     let annotated = pod("p", json!({"init.example/wait-for": "db:5432"}), app_spec());
@@ -807,5 +706,5 @@ async fn failure_policy_decides_when_the_webhook_is_down() {
         .await
         .unwrap();
     assert!(init_names(&admitted).is_empty(), "admitted unmutated");
-    unregister(&client, &["e2e-down-fail", "e2e-down-ignore"]).await;
+    unregister(&client, &[fail_ns.as_str(), ignore_ns.as_str()]).await;
 }

@@ -599,11 +599,11 @@ fn parse_volume(item: &str) -> Result<VolumeDirective, String> {
     })
 }
 
-/// A Kubernetes quantity as used for sizes: digits, an optional fraction, an optional
-/// binary or decimal suffix (`64Mi`, `1G`, `0.5Gi`, `1000`).
-fn is_quantity(text: &str) -> bool {
-    const SUFFIXES: [&str; 13] = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "",
+/// A Kubernetes quantity: digits, an optional fraction, an optional binary or decimal
+/// suffix (`64Mi`, `1G`, `0.5Gi`, `1000`, `100m`).
+pub fn is_quantity(text: &str) -> bool {
+    const SUFFIXES: [&str; 14] = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "m", "k", "M", "G", "T", "P", "E", "",
     ];
     SUFFIXES.iter().any(|suffix| {
         text.strip_suffix(suffix).is_some_and(|number| {
@@ -881,7 +881,7 @@ mod tests {
 
     #[test]
     fn quantities() {
-        for ok in ["64Mi", "1G", "0.5Gi", "1000", "1k"] {
+        for ok in ["64Mi", "1G", "0.5Gi", "1000", "1k", "100m"] {
             assert!(is_quantity(ok), "{ok}");
         }
         for bad in ["", "Mi", "64mi", "1.Gi", "-1Gi", "1 Gi"] {

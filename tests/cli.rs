@@ -120,6 +120,23 @@ fn usage_errors_exit_2() {
     );
 
     let out = run(
+        &[
+            "inject",
+            "-f",
+            "examples/app.yaml",
+            "--wait-memory-limit",
+            "lots",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("expected a Kubernetes quantity"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(
         &["inject", "-f", "examples/app.yaml", "--wait-timeout", "0s"],
         None,
     );
@@ -143,6 +160,8 @@ fn custom_prefix_and_wait_image() {
             "acme.io",
             "--wait-image",
             "mirror.local/ii:1",
+            "--wait-memory-limit",
+            "64Mi",
         ],
         Some(manifest),
     );
@@ -152,6 +171,7 @@ fn custom_prefix_and_wait_image() {
         stdout.contains("image: mirror.local/ii:1") && stdout.contains("acme.io/status"),
         "{stdout}"
     );
+    assert!(stdout.contains("memory: 64Mi"), "{stdout}");
 }
 
 #[test]

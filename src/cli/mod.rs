@@ -66,6 +66,18 @@ pub struct EngineArgs {
     /// First retry delay when a pod does not set PREFIX/wait-interval.
     #[arg(long, env = "INIT_INJECTOR_WAIT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub wait_interval: Duration,
+    /// CPU request of each injected wait step.
+    #[arg(long, env = "INIT_INJECTOR_WAIT_CPU_REQUEST", default_value = "10m", value_parser = parse_quantity)]
+    pub wait_cpu_request: String,
+    /// Memory request of each injected wait step.
+    #[arg(long, env = "INIT_INJECTOR_WAIT_MEMORY_REQUEST", default_value = "16Mi", value_parser = parse_quantity)]
+    pub wait_memory_request: String,
+    /// CPU limit of each injected wait step.
+    #[arg(long, env = "INIT_INJECTOR_WAIT_CPU_LIMIT", default_value = "100m", value_parser = parse_quantity)]
+    pub wait_cpu_limit: String,
+    /// Memory limit of each injected wait step.
+    #[arg(long, env = "INIT_INJECTOR_WAIT_MEMORY_LIMIT", default_value = "32Mi", value_parser = parse_quantity)]
+    pub wait_memory_limit: String,
 }
 
 impl EngineArgs {
@@ -75,7 +87,12 @@ impl EngineArgs {
             wait_image: self.wait_image,
             default_timeout: self.wait_timeout,
             default_interval: self.wait_interval,
-            ..EngineConfig::default()
+            wait_resources: config::wait_resources(
+                &self.wait_cpu_request,
+                &self.wait_memory_request,
+                &self.wait_cpu_limit,
+                &self.wait_memory_limit,
+            ),
         }
     }
 }
@@ -83,6 +100,14 @@ impl EngineArgs {
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse_positive(text)
         .map_err(|why| format!("expected a positive duration such as 90s or 5m, but {why}"))
+}
+
+fn parse_quantity(text: &str) -> Result<String, String> {
+    if crate::annotations::is_quantity(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a Kubernetes quantity such as 10m, 0.5, 16Mi or 1Gi".to_owned())
+    }
 }
 
 /// An annotation prefix is a DNS subdomain, as Kubernetes requires of annotation prefixes.

@@ -21,6 +21,9 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
+mod common;
+use common::{init_names, logged_addr, serve_command};
+
 const LABEL: &str = "init-injector-e2e";
 
 async fn client() -> Client {
@@ -49,16 +52,7 @@ impl Webhook {
             .unwrap_or_else(|_| dir.path().to_owned());
         let log_path = logs.join(format!("webhook-{name}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_init-injector"))
-            .args([
-                "--log-format",
-                "json",
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
+        let child = serve_command()
             .arg("--tls-cert")
             .arg(dir.path().join("tls.crt"))
             .arg("--tls-key")
@@ -70,12 +64,8 @@ impl Webhook {
         let deadline = Instant::now() + Duration::from_secs(20);
         let addr = loop {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let found = text
-                .lines()
-                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-                .find_map(|entry| entry.get("addr").and_then(Value::as_str).map(str::to_owned));
-            if let Some(addr) = found {
-                break addr.parse().unwrap();
+            if let Some(addr) = text.lines().find_map(logged_addr) {
+                break addr;
             }
             assert!(Instant::now() < deadline, "serve did not start: {text}");
             std::thread::sleep(Duration::from_millis(50));
@@ -219,17 +209,6 @@ fn restricted() -> Value {
 
 fn app_spec() -> Value {
     json!({"containers": [{"name": "app", "image": "registry.example.com/app:1", "securityContext": restricted()}]})
-}
-
-fn init_names(pod: &Pod) -> Vec<String> {
-    pod.spec
-        .as_ref()
-        .unwrap()
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| c.name.clone())
-        .collect()
 }
 
 /// Registration reaches the apiserver's webhook cache a moment after the create:

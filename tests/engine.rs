@@ -8,6 +8,9 @@ use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
+mod common;
+use common::{apply_checked, init_names};
+
 fn pod(value: Value) -> Pod {
     serde_json::from_value(value).expect("test pod")
 }
@@ -35,19 +38,7 @@ fn inject(pod: &Pod) -> (Pod, Injection) {
     let Outcome::Injected(injection) = outcome else {
         panic!("skipped: {outcome:?}")
     };
-    let mut doc = serde_json::to_value(pod).unwrap();
-    json_patch::patch(&mut doc, &injection.patch)
-        .unwrap_or_else(|e| panic!("patch does not apply: {e}"));
-    let patched: Pod = serde_json::from_value(doc).unwrap();
-    assert_eq!(
-        patched.spec.as_ref(),
-        Some(&injection.mutated_spec(pod.spec.as_ref().unwrap())),
-        "patch result differs from the engine's pod"
-    );
-    assert_eq!(
-        patched.metadata.annotations.as_ref(),
-        Some(&injection.mutated_annotations(pod.metadata.annotations.as_ref()))
-    );
+    let patched = apply_checked(pod, &injection);
     (patched, *injection)
 }
 
@@ -61,17 +52,6 @@ fn errors(pod: &Pod) -> Vec<String> {
         Err(invalid) => invalid.0.iter().map(ToString::to_string).collect(),
         Ok(outcome) => panic!("accepted: {outcome:?}"),
     }
-}
-
-fn init_names(pod: &Pod) -> Vec<String> {
-    pod.spec
-        .as_ref()
-        .unwrap()
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| c.name.clone())
-        .collect()
 }
 
 fn sidecar(name: &str) -> Value {

@@ -13,6 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 
+mod common;
+use common::{apply_checked, init_names};
+
 const TARGETS: &[&str] = &[
     "postgres:5432",
     "redis.cache.svc:6379",
@@ -125,30 +128,8 @@ fn inject_once(pod: &Pod) -> Option<(Pod, usize)> {
     let Ok(Outcome::Injected(injection)) = outcome else {
         return None;
     };
-    let mut doc = serde_json::to_value(pod).unwrap();
-    json_patch::patch(&mut doc, &injection.patch).expect("the engine's patch applies");
-    let patched: Pod = serde_json::from_value(doc).unwrap();
-    assert_eq!(
-        patched.spec.as_ref(),
-        Some(&injection.mutated_spec(pod.spec.as_ref().unwrap())),
-        "patch result == engine's pod spec"
-    );
-    assert_eq!(
-        patched.metadata.annotations.as_ref(),
-        Some(&injection.mutated_annotations(pod.metadata.annotations.as_ref()))
-    );
+    let patched = apply_checked(pod, &injection);
     Some((patched, injection.patch.len()))
-}
-
-fn init_names(pod: &Pod) -> Vec<String> {
-    pod.spec
-        .as_ref()
-        .unwrap()
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| c.name.clone())
-        .collect()
 }
 
 proptest! {

@@ -529,27 +529,17 @@ async fn shutdown_drains_in_flight_requests() {
 async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_init-injector"))
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
+    let mut child = serve_command()
         .arg("--self-signed-dir")
         .arg(dir.path())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr: std::net::SocketAddr = loop {
+    let addr = loop {
         let line = lines.next().expect("the server logs its address").unwrap();
-        let entry: Value = serde_json::from_str(&line).unwrap();
-        if let Some(addr) = entry.get("addr").and_then(Value::as_str) {
-            break addr.parse().unwrap();
+        if let Some(addr) = logged_addr(&line) {
+            break addr;
         }
     };
     let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();

@@ -180,3 +180,59 @@ pub fn review_with(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
     edit(&mut review["request"]);
     serde_json::to_vec(&review).unwrap()
 }
+
+/// `init-injector serve` on 127.0.0.1 with ephemeral ports and JSON logs, whose start-up
+/// line carries the bound address (see [`logged_addr`]).
+pub fn serve_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_init-injector"));
+    command.args([
+        "--log-format",
+        "json",
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    command
+}
+
+/// The HTTPS address in a JSON log line of `serve`, if the line has one.
+pub fn logged_addr(line: &str) -> Option<SocketAddr> {
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    entry.get("addr")?.as_str()?.parse().ok()
+}
+
+/// Names of a pod's init containers, in order.
+pub fn init_names(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> {
+    pod.spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Applies the engine's patch to `pod` and checks that the result is the engine's own
+/// mutated pod, built independently of the patch.
+pub fn apply_checked(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    injection: &init_injector::engine::Injection,
+) -> k8s_openapi::api::core::v1::Pod {
+    let mut doc = serde_json::to_value(pod).unwrap();
+    json_patch::patch(&mut doc, &injection.patch)
+        .unwrap_or_else(|e| panic!("the engine's patch does not apply: {e}"));
+    let patched: k8s_openapi::api::core::v1::Pod = serde_json::from_value(doc).unwrap();
+    assert_eq!(
+        patched.spec.as_ref(),
+        Some(&injection.mutated_spec(pod.spec.as_ref().unwrap())),
+        "the patched pod differs from the engine's pod"
+    );
+    assert_eq!(
+        patched.metadata.annotations.as_ref(),
+        Some(&injection.mutated_annotations(pod.metadata.annotations.as_ref()))
+    );
+    patched
+}

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::admission::{self, AdmissionConfig, ReviewError};
 use crate::certs;
 use crate::metrics::Metrics;
-use crate::tls::{self, Identity, TlsError, TlsFiles};
+use crate::tls::{self, TlsError, TlsFiles};
 
 /// The largest body accepted: the apiserver caps objects at 3 MiB and a CREATE review
 /// carries the object once, plus the review's own fields.
@@ -261,8 +261,11 @@ impl Running {
 /// Loads the certificate, binds both ports and starts serving.
 pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let metrics = Arc::new(Metrics::default());
-    let (identity, self_signed_ca) = match &config.tls {
-        TlsSource::Files(files) => (files.load()?, None),
+    let (identity, self_signed_ca, loaded) = match &config.tls {
+        TlsSource::Files(files) => {
+            let (identity, loaded) = files.load()?;
+            (identity, None, Some(loaded))
+        }
         TlsSource::SelfSigned { dir } => {
             let ips = [
                 "127.0.0.1".parse().expect("literal"),
@@ -277,7 +280,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
                 "generated certificate",
                 "generated key",
             )?;
-            (identity, Some(ca_path))
+            (identity, Some(ca_path), None)
         }
     };
     metrics.certificate_loaded(true, identity.not_after);
@@ -327,15 +330,15 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
             .await
     });
 
-    let reloader = match &config.tls {
-        TlsSource::Files(files) => Some(tokio::spawn(watch_certificates(
+    let reloader = match (&config.tls, loaded) {
+        (TlsSource::Files(files), Some(loaded)) => Some(tokio::spawn(watch_certificates(
             files.clone(),
             rustls,
             app.clone(),
             config.reload_interval,
-            identity,
+            loaded,
         ))),
-        TlsSource::SelfSigned { .. } => None,
+        _ => None,
     };
 
     Ok(Running {
@@ -360,9 +363,11 @@ async fn watch_certificates(
     rustls: RustlsConfig,
     app: Arc<App>,
     interval: Duration,
-    _first: Identity,
+    loaded: (Vec<u8>, Vec<u8>),
 ) {
-    let mut last_seen = files.read().ok();
+    // Compare with what was actually loaded, so that a change between the first load
+    // and this task's start is not mistaken for the current certificate.
+    let mut last_seen = Some(loaded);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -378,12 +383,7 @@ async fn watch_certificates(
             continue;
         }
         let (cert, key) = &current;
-        match tls::identity_from_pem(
-            cert,
-            key,
-            &files.cert.display().to_string(),
-            &files.key.display().to_string(),
-        ) {
+        match files.identity(cert, key) {
             Ok(identity) => {
                 rustls.reload_from_config(identity.config);
                 app.metrics.certificate_loaded(true, identity.not_after);

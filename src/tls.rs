@@ -118,14 +118,20 @@ impl TlsFiles {
         Ok((read(&self.cert)?, read(&self.key)?))
     }
 
-    /// Reads and validates both files.
-    pub fn load(&self) -> Result<Identity, TlsError> {
-        let (cert, key) = self.read()?;
+    /// Builds an identity from bytes read from these files.
+    pub fn identity(&self, cert: &[u8], key: &[u8]) -> Result<Identity, TlsError> {
         identity_from_pem(
-            &cert,
-            &key,
+            cert,
+            key,
             &self.cert.display().to_string(),
             &self.key.display().to_string(),
         )
+    }
+
+    /// Reads and validates both files; returns the identity and the bytes it came from.
+    pub fn load(&self) -> Result<(Identity, (Vec<u8>, Vec<u8>)), TlsError> {
+        let (cert, key) = self.read()?;
+        let identity = self.identity(&cert, &key)?;
+        Ok((identity, (cert, key)))
     }
 }

@@ -232,7 +232,7 @@ fn certs_writes_a_ca_and_a_serving_certificate_for_the_service() {
         cert: out.join("tls.crt"),
         key: out.join("tls.key"),
     };
-    assert!(files.load().is_ok());
+    assert!(files.load().is_ok(), "the generated pair loads");
 
     let result = run(&["certs", "--out", out_arg], None);
     assert_eq!(result.status.code(), Some(2));

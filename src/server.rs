@@ -363,7 +363,7 @@ async fn watch_certificates(
     rustls: RustlsConfig,
     app: Arc<App>,
     interval: Duration,
-    loaded: (Vec<u8>, Vec<u8>),
+    loaded: tls::PemPair,
 ) {
     // Compare with what was actually loaded, so that a change between the first load
     // and this task's start is not mistaken for the current certificate.

@@ -99,6 +99,9 @@ fn expiry(cert: &CertificateDer<'_>) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
+/// The PEM bytes of a certificate chain and its key, as read from disk.
+pub type PemPair = (Vec<u8>, Vec<u8>);
+
 /// A certificate and key file pair.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -108,7 +111,7 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     /// Reads both files now.
-    pub fn read(&self) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
+    pub fn read(&self) -> Result<PemPair, TlsError> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| TlsError::Read {
                 path: path.display().to_string(),
@@ -129,7 +132,7 @@ impl TlsFiles {
     }
 
     /// Reads and validates both files; returns the identity and the bytes it came from.
-    pub fn load(&self) -> Result<(Identity, (Vec<u8>, Vec<u8>)), TlsError> {
+    pub fn load(&self) -> Result<(Identity, PemPair), TlsError> {
         let (cert, key) = self.read()?;
         let identity = self.identity(&cert, &key)?;
         Ok((identity, (cert, key)))

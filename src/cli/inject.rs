@@ -50,14 +50,14 @@ pub fn split_documents(input: &str) -> Vec<Document<'_>> {
                 text: &input[start..offset],
                 first_line,
             });
-            start = offset + line.len();
-            first_line = line_no + 2;
-            if let Some(rest) = bare.strip_prefix("--- ") {
+            if bare.starts_with("--- ") {
                 // Content on the marker line itself (`--- !tag` or a flow value) belongs
                 // to the next document; keep it by starting the document at it.
-                start = offset + 4;
+                start = offset + "--- ".len();
                 first_line = line_no + 1;
-                let _ = rest;
+            } else {
+                start = offset + line.len();
+                first_line = line_no + 2;
             }
         }
         offset += line.len();

@@ -8,8 +8,8 @@ use json_patch::Patch;
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, Resource};
 
 use crate::config::EngineConfig;
 use crate::engine::{self, Outcome, Skip};
@@ -93,41 +93,30 @@ pub struct Reviewed {
 /// else is refused with the decoder's reason.
 pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
     match serde_json::from_slice::<AdmissionReview<Pod>>(body) {
-        Ok(review) => {
-            let request = into_request(review)?;
-            let (response, decision) = match skip_reason(&request) {
-                Some(decision) => (AdmissionResponse::from(&request), decision),
-                None => match &request.object {
-                    Some(pod) => decide(&request, &pod.metadata, pod.spec.as_ref(), config),
-                    None => (
-                        AdmissionResponse::from(&request)
-                            .deny("the CREATE request carries no object"),
-                        Decision::Invalid,
-                    ),
-                },
-            };
-            let meta = request.object.as_ref().map(|pod| &pod.metadata);
-            Ok(reviewed(&request, meta, response, decision))
-        }
+        Ok(review) => Ok(answer(into_request(review)?, |request| {
+            match &request.object {
+                Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), config),
+                None => (
+                    AdmissionResponse::from(request).deny("the CREATE request carries no object"),
+                    Decision::Invalid,
+                ),
+            }
+        })),
         Err(typed_error) => {
             let review: AdmissionReview<DynamicObject> =
                 serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
-            let request = into_request(review)?;
-            let (response, decision) = match skip_reason(&request) {
-                Some(decision) => (AdmissionResponse::from(&request), decision),
-                None => (
-                    AdmissionResponse::from(&request)
-                        .deny(format!("the object is not a valid v1 Pod: {typed_error}")),
+            Ok(answer(into_request(review)?, |request| {
+                let reason = format!("the object is not a valid v1 Pod: {typed_error}");
+                (
+                    AdmissionResponse::from(request).deny(reason),
                     Decision::Invalid,
-                ),
-            };
-            let meta = request.object.as_ref().map(|object| &object.metadata);
-            Ok(reviewed(&request, meta, response, decision))
+                )
+            }))
         }
     }
 }
 
-fn into_request<T: kube::core::Resource>(
+fn into_request<T: Resource>(
     review: AdmissionReview<T>,
 ) -> Result<AdmissionRequest<T>, ReviewError> {
     if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
@@ -140,7 +129,7 @@ fn into_request<T: kube::core::Resource>(
 }
 
 /// Requests the webhook allows untouched whatever they carry.
-fn skip_reason<T: kube::core::Resource>(request: &AdmissionRequest<T>) -> Option<Decision> {
+fn skip_reason<T: Resource>(request: &AdmissionRequest<T>) -> Option<Decision> {
     let is_pod = request.resource.group.is_empty()
         && request.resource.resource == "pods"
         && request.sub_resource.is_none();
@@ -153,12 +142,17 @@ fn skip_reason<T: kube::core::Resource>(request: &AdmissionRequest<T>) -> Option
     None
 }
 
-fn reviewed<T: kube::core::Resource>(
-    request: &AdmissionRequest<T>,
-    meta: Option<&ObjectMeta>,
-    response: AdmissionResponse,
-    decision: Decision,
+/// Answers `request`: allowed untouched when [`skip_reason`] says so, else as `decide`
+/// says; then encoded, with what the logs need.
+fn answer<T: Resource>(
+    request: AdmissionRequest<T>,
+    decide: impl FnOnce(&AdmissionRequest<T>) -> (AdmissionResponse, Decision),
 ) -> Reviewed {
+    let (response, decision) = match skip_reason(&request) {
+        Some(decision) => (AdmissionResponse::from(&request), decision),
+        None => decide(&request),
+    };
+    let meta = request.object.as_ref().map(Resource::meta);
     let name = match (
         meta.and_then(|m| m.name.as_deref()),
         meta.and_then(|m| m.generate_name.as_deref()),

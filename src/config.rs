@@ -5,12 +5,23 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+
+use crate::duration::parse_positive;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// The annotation prefix used when none is configured.
 pub const DEFAULT_PREFIX: &str = "init.example";
 /// Where the binary lives inside the init-injector image; the injected wait steps run it.
 pub const IMAGE_BINARY_PATH: &str = "/usr/local/bin/init-injector";
+
+/// Defaults of the injected wait steps, shared by [`EngineConfig::default`], the engine's
+/// flags and the `wait` command's own flags, so the three cannot drift apart.
+pub const DEFAULT_WAIT_TIMEOUT: &str = "5m";
+pub const DEFAULT_WAIT_INTERVAL: &str = "2s";
+pub const DEFAULT_WAIT_CPU_REQUEST: &str = "10m";
+pub const DEFAULT_WAIT_MEMORY_REQUEST: &str = "16Mi";
+pub const DEFAULT_WAIT_CPU_LIMIT: &str = "100m";
+pub const DEFAULT_WAIT_MEMORY_LIMIT: &str = "32Mi";
 
 /// The image that runs `init-injector wait`, by default the same version as this binary.
 pub fn default_wait_image() -> String {
@@ -39,9 +50,14 @@ impl Default for EngineConfig {
         EngineConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             wait_image: default_wait_image(),
-            wait_resources: wait_resources("10m", "16Mi", "100m", "32Mi"),
-            default_timeout: Duration::from_secs(300),
-            default_interval: Duration::from_secs(2),
+            wait_resources: wait_resources(
+                DEFAULT_WAIT_CPU_REQUEST,
+                DEFAULT_WAIT_MEMORY_REQUEST,
+                DEFAULT_WAIT_CPU_LIMIT,
+                DEFAULT_WAIT_MEMORY_LIMIT,
+            ),
+            default_timeout: parse_positive(DEFAULT_WAIT_TIMEOUT).expect("a valid default"),
+            default_interval: parse_positive(DEFAULT_WAIT_INTERVAL).expect("a valid default"),
         }
     }
 }

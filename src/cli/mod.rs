@@ -61,22 +61,22 @@ pub struct EngineArgs {
     #[arg(long, env = "INIT_INJECTOR_WAIT_IMAGE", default_value_t = config::default_wait_image())]
     pub wait_image: String,
     /// Deadline per wait target when a pod does not set PREFIX/wait-timeout.
-    #[arg(long, env = "INIT_INJECTOR_WAIT_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_WAIT_TIMEOUT", default_value = config::DEFAULT_WAIT_TIMEOUT, value_parser = parse_duration)]
     pub wait_timeout: Duration,
     /// First retry delay when a pod does not set PREFIX/wait-interval.
-    #[arg(long, env = "INIT_INJECTOR_WAIT_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_WAIT_INTERVAL", default_value = config::DEFAULT_WAIT_INTERVAL, value_parser = parse_duration)]
     pub wait_interval: Duration,
     /// CPU request of each injected wait step.
-    #[arg(long, env = "INIT_INJECTOR_WAIT_CPU_REQUEST", default_value = "10m", value_parser = parse_quantity)]
+    #[arg(long, env = "INIT_INJECTOR_WAIT_CPU_REQUEST", default_value = config::DEFAULT_WAIT_CPU_REQUEST, value_parser = parse_quantity)]
     pub wait_cpu_request: String,
     /// Memory request of each injected wait step.
-    #[arg(long, env = "INIT_INJECTOR_WAIT_MEMORY_REQUEST", default_value = "16Mi", value_parser = parse_quantity)]
+    #[arg(long, env = "INIT_INJECTOR_WAIT_MEMORY_REQUEST", default_value = config::DEFAULT_WAIT_MEMORY_REQUEST, value_parser = parse_quantity)]
     pub wait_memory_request: String,
     /// CPU limit of each injected wait step.
-    #[arg(long, env = "INIT_INJECTOR_WAIT_CPU_LIMIT", default_value = "100m", value_parser = parse_quantity)]
+    #[arg(long, env = "INIT_INJECTOR_WAIT_CPU_LIMIT", default_value = config::DEFAULT_WAIT_CPU_LIMIT, value_parser = parse_quantity)]
     pub wait_cpu_limit: String,
     /// Memory limit of each injected wait step.
-    #[arg(long, env = "INIT_INJECTOR_WAIT_MEMORY_LIMIT", default_value = "32Mi", value_parser = parse_quantity)]
+    #[arg(long, env = "INIT_INJECTOR_WAIT_MEMORY_LIMIT", default_value = config::DEFAULT_WAIT_MEMORY_LIMIT, value_parser = parse_quantity)]
     pub wait_memory_limit: String,
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::parse_duration;
+use crate::config;
 use crate::target::WaitTarget;
 use crate::wait::WaitConfig;
 
@@ -16,10 +17,10 @@ pub struct WaitArgs {
     #[arg(required = true, value_name = "TARGET", value_parser = parse_target)]
     pub targets: Vec<WaitTarget>,
     /// Give up when this much time has passed (for all targets together).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = config::DEFAULT_WAIT_TIMEOUT, value_parser = parse_duration)]
     pub timeout: Duration,
     /// First retry delay; later ones double, with jitter, up to --max-interval.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = config::DEFAULT_WAIT_INTERVAL, value_parser = parse_duration)]
     pub interval: Duration,
     /// Longest retry delay.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]

@@ -22,7 +22,7 @@ use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
 mod common;
-use common::{init_names, logged_addr, serve_command};
+use common::{generate, init_names, logged_addr, loopback_identity, serve_command, volume_names};
 
 const LABEL: &str = "init-injector-e2e";
 
@@ -42,10 +42,8 @@ struct Webhook {
 
 impl Webhook {
     fn start(name: &str, extra: &[&str]) -> Webhook {
-        init_injector::tls::install_provider();
         let dir = tempfile::tempdir().unwrap();
-        let generated =
-            init_injector::certs::generate(&[], &["127.0.0.1".parse().unwrap()], 1).unwrap();
+        let generated = generate();
         init_injector::certs::write(&generated, dir.path()).unwrap();
         let logs = std::env::var("INIT_INJECTOR_E2E_LOGS")
             .map(PathBuf::from)
@@ -267,14 +265,9 @@ async fn annotated_pod_is_stored_with_its_steps_in_order() {
         ]
     );
     let spec = stored.spec.as_ref().unwrap();
-    let volumes: Vec<&str> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.as_str())
-        .collect();
+    let volumes = volume_names(&stored);
     assert!(
-        volumes.contains(&"config") && volumes.contains(&"scratch"),
+        volumes.contains(&"config".to_owned()) && volumes.contains(&"scratch".to_owned()),
         "{volumes:?}"
     );
     let mounts: Vec<&str> = spec.containers[0]
@@ -368,16 +361,7 @@ async fn start_sidecar_webhook(
     wire: PatchWire,
 ) -> (SocketAddr, String, axum_server::Handle<SocketAddr>) {
     use axum::routing::post;
-    init_injector::tls::install_provider();
-    let generated =
-        init_injector::certs::generate(&[], &["127.0.0.1".parse().unwrap()], 1).unwrap();
-    let identity = init_injector::tls::identity_from_pem(
-        generated.cert_pem.as_bytes(),
-        generated.key_pem.as_bytes(),
-        "c",
-        "k",
-    )
-    .unwrap();
+    let (identity, generated) = loopback_identity();
     let app = axum::Router::new().route(
         "/mutate",
         post(move |body: axum::body::Bytes| async move {

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 mod common;
-use common::{apply_checked, init_names};
+use common::{apply_checked, init_names, volume_names};
 
 fn pod(value: Value) -> Pod {
     serde_json::from_value(value).expect("test pod")
@@ -435,16 +435,7 @@ fn reinvocation_replaces_the_block_after_a_new_sidecar() {
         ["own", "linkerd-init", "linkerd-proxy", "wait-for-db-1"]
     );
     assert!(!injection.patch.is_empty());
-    let volumes: Vec<String> = again
-        .spec
-        .as_ref()
-        .unwrap()
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.clone())
-        .collect();
-    assert_eq!(volumes, ["v"], "volumes are not duplicated");
+    assert_eq!(volume_names(&again), ["v"], "volumes are not duplicated");
     assert!(
         inject(&again).1.patch.is_empty(),
         "and it is stable from then on"
@@ -463,14 +454,8 @@ fn a_changed_spec_replaces_what_status_lists() {
     annotations.insert("init.example/volumes".into(), "new:/new".into());
     let (again, injection) = inject(&cloned);
     assert_eq!(init_names(&again), ["wait-for-queue-3"]);
+    assert_eq!(volume_names(&again), ["new"]);
     let spec = again.spec.as_ref().unwrap();
-    let volumes: Vec<&str> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.as_str())
-        .collect();
-    assert_eq!(volumes, ["new"]);
     let mounts: Vec<&str> = spec.containers[0]
         .volume_mounts
         .iter()

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn wait(args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_init-injector"))
@@ -158,17 +160,7 @@ fn http_needs_a_2xx_and_retries_through_503s() {
 
 /// An HTTPS server with a certificate from a private CA; returns its address and CA.
 fn https_server() -> (SocketAddr, String) {
-    init_injector::tls::install_provider();
-    let generated =
-        init_injector::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1)
-            .unwrap();
-    let identity = init_injector::tls::identity_from_pem(
-        generated.cert_pem.as_bytes(),
-        generated.key_pem.as_bytes(),
-        "c",
-        "k",
-    )
-    .unwrap();
+    let (identity, generated) = common::loopback_identity();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {

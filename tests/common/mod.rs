@@ -25,6 +25,20 @@ pub fn generate() -> Generated {
     certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 30).unwrap()
 }
 
+/// A serving identity for localhost/127.0.0.1, and the certificates it came from (whose
+/// `ca_cert_pem` clients trust).
+pub fn loopback_identity() -> (init_injector::tls::Identity, Generated) {
+    let generated = generate();
+    let identity = init_injector::tls::identity_from_pem(
+        generated.cert_pem.as_bytes(),
+        generated.key_pem.as_bytes(),
+        "generated certificate",
+        "generated key",
+    )
+    .unwrap();
+    (identity, generated)
+}
+
 /// Writes a certificate pair the way the kubelet lays out a mounted Secret:
 /// `dir/..<version>/tls.crt`, `dir/..data -> ..<version>`, `dir/tls.crt -> ..data/tls.crt`.
 pub fn write_secret_volume(dir: &Path, version: &str, generated: &Generated) {
@@ -212,6 +226,18 @@ pub fn init_names(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> {
         .iter()
         .flatten()
         .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Names of a pod's volumes, in order.
+pub fn volume_names(pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> {
+    pod.spec
+        .as_ref()
+        .unwrap()
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.clone())
         .collect()
 }
 

@@ -50,13 +50,20 @@ pub fn generate(
     ips: &[IpAddr],
     valid_days: i64,
 ) -> Result<Generated, CertError> {
-    if dns_names.is_empty() && ips.is_empty() {
-        return Err(CertError::NoNames);
-    }
-    let now = OffsetDateTime::now_utc();
-    let not_before = now - Duration::minutes(5);
-    let not_after = now + Duration::days(valid_days);
+    let validity = Duration::days(valid_days);
+    let (ca_cert_pem, ca_key_pem) = generate_ca(validity)?;
+    let (cert_pem, key_pem) = issue_serving(&ca_cert_pem, &ca_key_pem, dns_names, ips, validity)?;
+    Ok(Generated {
+        ca_cert_pem,
+        ca_key_pem,
+        cert_pem,
+        key_pem,
+    })
+}
 
+/// A new CA certificate and its key (PEM), valid for `validity` from now.
+pub fn generate_ca(validity: Duration) -> Result<(String, String), CertError> {
+    let now = OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -67,11 +74,26 @@ pub fn generate(
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca.not_before = not_before;
-    ca.not_after = not_after;
+    ca.not_before = now - Duration::minutes(5);
+    ca.not_after = now + validity;
     let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, &ca_key);
+    Ok((ca_cert.pem(), ca_key.serialize_pem()))
+}
 
+/// A serving certificate and its new key (PEM) for `dns_names` and `ips`, signed by the
+/// CA given as PEM, valid for `validity` from now.
+pub fn issue_serving(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    dns_names: &[String],
+    ips: &[IpAddr],
+    validity: Duration,
+) -> Result<(String, String), CertError> {
+    if dns_names.is_empty() && ips.is_empty() {
+        return Err(CertError::NoNames);
+    }
+    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, KeyPair::from_pem(ca_key_pem)?)?;
+    let now = OffsetDateTime::now_utc();
     let key = KeyPair::generate()?;
     let mut leaf = CertificateParams::new(dns_names.to_vec())?;
     leaf.subject_alt_names
@@ -87,16 +109,10 @@ pub fn generate(
         KeyUsagePurpose::KeyEncipherment,
     ];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf.not_before = not_before;
-    leaf.not_after = not_after;
+    leaf.not_before = now - Duration::minutes(5);
+    leaf.not_after = now + validity;
     let cert = leaf.signed_by(&key, &issuer)?;
-
-    Ok(Generated {
-        ca_cert_pem: ca_cert.pem(),
-        ca_key_pem: ca_key.serialize_pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// File names inside an output directory, as the chart and scripts expect them.
@@ -125,7 +141,9 @@ pub fn write(generated: &Generated, dir: &Path) -> Result<(), CertError> {
     Ok(())
 }
 
-fn write_file(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
+/// Writes `bytes` to `path` through a temporary file and a rename, so readers never see half a file;
+/// `secret` files are readable by the owner only.
+pub fn write_file(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");

@@ -10,6 +10,7 @@ pub mod admission;
 pub mod annotations;
 pub mod certs;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod duration;
 pub mod engine;

@@ -1,0 +1,124 @@
+//! `init-injector self-test`: sends a server-side dry run of an annotated pod to the API
+//! server and checks that it came back injected, so an installation can be checked end to
+//! end (API server → Service → webhook → patch) without creating anything. The chart's
+//! `helm test` runs it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, PodSpec};
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use super::ClusterError;
+use crate::plan::restricted_security_context;
+
+/// What the dry-run pod asks for, and what must come back.
+#[derive(Clone, Debug)]
+pub struct SelfTest {
+    pub namespace: String,
+    pub prefix: String,
+    /// The image of the pod (never pulled: the pod is not stored).
+    pub image: String,
+}
+
+/// What came back.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// The pod came back with our status annotation and these init containers.
+    Injected { init_containers: Vec<String> },
+    /// The pod came back unchanged.
+    NotInjected { reason: String },
+}
+
+/// The wait target the test pod names; `.invalid` never resolves, and nothing runs it.
+pub const TARGET: &str = "self-test.invalid:5432";
+
+impl SelfTest {
+    /// The pod that is sent: one wait step, one run step, the restricted profile.
+    pub fn pod(&self) -> Pod {
+        let p = &self.prefix;
+        let annotations = BTreeMap::from([
+            (format!("{p}/wait-for"), TARGET.to_owned()),
+            (format!("{p}/run.check"), "init-injector --version".to_owned()),
+        ]);
+        Pod {
+            metadata: ObjectMeta {
+                generate_name: Some("init-injector-self-test-".into()),
+                namespace: Some(self.namespace.clone()),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                restart_policy: Some("Never".into()),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    seccomp_profile: restricted_security_context().seccomp_profile,
+                    ..Default::default()
+                }),
+                containers: vec![Container {
+                    name: "app".into(),
+                    image: Some(self.image.clone()),
+                    args: Some(vec!["--version".into()]),
+                    security_context: Some(restricted_security_context()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Sends the dry run and reads what came back.
+    pub async fn run(&self, client: kube::Client) -> Result<Finding, ClusterError> {
+        let pods: Api<Pod> = Api::namespaced(client, &self.namespace);
+        let params = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let pod = pods
+            .create(&params, &self.pod())
+            .await
+            .map_err(ClusterError::api(format!(
+                "the dry-run pod in namespace {} was refused",
+                self.namespace
+            )))?;
+        Ok(self.judge(&pod))
+    }
+
+    /// Whether `pod` carries the injection this test asked for.
+    pub fn judge(&self, pod: &Pod) -> Finding {
+        let status_key = format!("{}/status", self.prefix);
+        let init_containers: Vec<String> = pod
+            .spec
+            .iter()
+            .flat_map(|spec| spec.init_containers.iter().flatten())
+            .map(|container| container.name.clone())
+            .collect();
+        let has_status = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|annotations| annotations.contains_key(&status_key));
+        if !has_status {
+            return Finding::NotInjected {
+                reason: format!(
+                    "the pod came back without {status_key}: the webhook did not mutate it \
+                     (is namespace {} excluded by the webhook's namespaceSelector, or is the \
+                     annotation prefix not {}?)",
+                    self.namespace, self.prefix
+                ),
+            };
+        }
+        let wanted = ["wait-for-self-test-invalid-5432", "check"];
+        if let Some(missing) = wanted
+            .iter()
+            .find(|name| !init_containers.iter().any(|have| have == *name))
+        {
+            return Finding::NotInjected {
+                reason: format!(
+                    "{status_key} is set but the init container {missing} is missing (got {init_containers:?})"
+                ),
+            };
+        }
+        Finding::Injected { init_containers }
+    }
+}

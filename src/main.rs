@@ -4,7 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use init_injector::cli::{Cli, Command, LogFormat, certs, inject, serve, wait};
+use init_injector::cli::{Cli, Command, LogFormat, certs, inject, self_test, serve, wait};
+use init_injector::cluster::{self, certificates};
 use init_injector::{server, tls};
 use tracing_subscriber::EnvFilter;
 
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         Command::Inject(args) => run_inject(args),
         Command::Certs(args) => run_certs(args),
         Command::Wait(args) => run_wait(args),
+        Command::SelfTest(args) => run_self_test(args),
     }
 }
 
@@ -38,11 +40,24 @@ fn init_logging(format: LogFormat) {
 }
 
 fn run_serve(args: serve::ServeArgs) -> ExitCode {
-    let config = args.into_config();
+    let (config, managed) = args.into_config();
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
         return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
+        // Self mode: settle the Secret and write the serving files before the server
+        // loads them; the manager then keeps both in step for as long as we serve.
+        let manager = match (managed, &config.trusted) {
+            (Some(managed), Some(trusted)) => match start_self_managed(managed, trusted).await {
+                Ok(manager) => Some(manager),
+                Err(err) => {
+                    tracing::error!(error = %certificates::error_chain(&err), "cannot set up the self-managed certificate");
+                    return ExitCode::FAILURE;
+                }
+            },
+            _ => None,
+        };
+        let trusted = config.trusted.clone();
         let running = match server::start(config).await {
             Ok(running) => running,
             Err(err) => {
@@ -57,7 +72,13 @@ fn run_serve(args: serve::ServeArgs) -> ExitCode {
             );
         }
         tracing::info!(addr = %running.addr, metrics_addr = %running.metrics_addr, "serving AdmissionReview v1 on POST /mutate");
+        let manager = manager
+            .zip(trusted)
+            .map(|(manager, trusted)| tokio::spawn(manager.run(trusted)));
         let signal = shutdown_signal().await;
+        if let Some(manager) = manager {
+            manager.abort();
+        }
         tracing::info!(signal, "shutting down: no new connections, draining in-flight requests");
         match running.shutdown().await {
             Ok(()) => {
@@ -70,6 +91,52 @@ fn run_serve(args: serve::ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+async fn start_self_managed(
+    managed: certificates::SelfManaged,
+    trusted: &std::sync::atomic::AtomicBool,
+) -> Result<certificates::Manager, cluster::ClusterError> {
+    let client = cluster::client().await?;
+    let manager = certificates::Manager::new(managed, client).await?;
+    manager.reconcile(trusted).await?;
+    Ok(manager)
+}
+
+fn run_self_test(args: self_test::SelfTestArgs) -> ExitCode {
+    let (test, timeout) = args.into_test();
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
+    };
+    let outcome = runtime.block_on(async {
+        let run = async { test.run(cluster::client().await?).await };
+        tokio::time::timeout(timeout, run).await
+    });
+    match outcome {
+        Ok(Ok(cluster::self_test::Finding::Injected { init_containers })) => {
+            println!(
+                "ok: a dry-run pod in namespace {} came back injected with init containers {}",
+                test.namespace,
+                init_containers.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(cluster::self_test::Finding::NotInjected { reason })) => {
+            eprintln!("error: {reason}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(err)) => {
+            eprintln!("error: {}", certificates::error_chain(&err));
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!(
+                "error: no answer from the API server within {}",
+                humantime::format_duration(timeout)
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {

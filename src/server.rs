@@ -50,6 +50,9 @@ pub struct ServeConfig {
     pub reload_interval: Duration,
     /// Deadline for reading a request's headers and for reading its body.
     pub request_timeout: Duration,
+    /// A second readiness condition kept by someone else: in `self` certificate mode,
+    /// whether the webhook configuration trusts the CA of the served certificate.
+    pub trusted: Option<Arc<AtomicBool>>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -75,6 +78,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Set after the first certificate load; cleared when shutdown starts.
     pub ready: AtomicBool,
+    /// See [`ServeConfig::trusted`].
+    pub trusted: Option<Arc<AtomicBool>>,
     pub request_timeout: Duration,
 }
 
@@ -112,7 +117,11 @@ fn metrics_router(metrics: Arc<Metrics>) -> Router {
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.ready.load(Ordering::Acquire) {
+    let trusted = app
+        .trusted
+        .as_ref()
+        .is_none_or(|trusted| trusted.load(Ordering::Acquire));
+    if app.ready.load(Ordering::Acquire) && trusted {
         "ok".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
@@ -290,6 +299,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         admission: config.admission.clone(),
         metrics: metrics.clone(),
         ready: AtomicBool::new(true),
+        trusted: config.trusted.clone(),
         request_timeout: config.request_timeout,
     });
 

@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod inject;
+pub mod self_test;
 pub mod serve;
 pub mod wait;
 
@@ -42,6 +43,9 @@ pub enum Command {
     Wait(wait::WaitArgs),
     /// Generate a CA and a serving certificate for the webhook (development, bootstrap).
     Certs(certs::CertsArgs),
+    /// Check an installation: send a server-side dry run of an annotated pod to the API
+    /// server and check that it comes back injected. Exit 0 injected, 1 not.
+    SelfTest(self_test::SelfTestArgs),
 }
 
 /// How logs are written.
@@ -111,7 +115,7 @@ fn parse_quantity(text: &str) -> Result<String, String> {
 }
 
 /// An annotation prefix is a DNS subdomain, as Kubernetes requires of annotation prefixes.
-fn parse_prefix(text: &str) -> Result<String, String> {
+pub(crate) fn parse_prefix(text: &str) -> Result<String, String> {
     let valid = !text.is_empty() && text.len() <= 253 && text.split('.').all(is_dns1123_label);
     if valid {
         Ok(text.to_owned())

@@ -1,13 +1,17 @@
-//! `init-injector serve`: flags into a [`ServeConfig`], then run until SIGTERM or Ctrl-C.
+//! `init-injector serve`: flags into a [`ServeConfig`] (and, in `self` certificate mode, a
+//! [`SelfManaged`]), then run until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Args;
 
 use super::{EngineArgs, parse_duration};
 use crate::admission::{AdmissionConfig, OnInvalid};
+use crate::cluster::certificates::SelfManaged;
 use crate::server::{ServeConfig, TlsSource};
 use crate::tls::TlsFiles;
 
@@ -58,19 +62,58 @@ pub struct ServeArgs {
     pub cert_reload_interval: Duration,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub self_managed: SelfManagedArgs,
+}
+
+/// `self` certificate mode (the chart's default): the webhook keeps its CA and serving
+/// certificate in a Secret and writes the CA into its own webhook configuration.
+#[derive(Debug, Args)]
+pub struct SelfManagedArgs {
+    /// Keep the CA and the serving certificate in this Secret of --namespace (created if
+    /// absent, renewed before expiry) and serve that certificate. Needs --webhook-config,
+    /// --service and --namespace, and API access (in-cluster or KUBECONFIG).
+    #[arg(
+        long,
+        env = "INIT_INJECTOR_CERT_SECRET",
+        conflicts_with = "tls_cert",
+        requires_all = ["webhook_config", "service", "namespace"]
+    )]
+    pub cert_secret: Option<String>,
+    /// The MutatingWebhookConfiguration whose webhooks get the CA as caBundle.
+    #[arg(long, env = "INIT_INJECTOR_WEBHOOK_CONFIG", requires = "cert_secret")]
+    pub webhook_config: Option<String>,
+    /// The Service the API server calls; the certificate is for SERVICE.NAMESPACE.svc.
+    #[arg(long, env = "INIT_INJECTOR_SERVICE", requires = "cert_secret")]
+    pub service: Option<String>,
+    /// Namespace of the Secret, the Service and the owner Deployment.
+    #[arg(long, env = "INIT_INJECTOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// A Deployment (in --namespace) that owns the Secret, so deleting it deletes the Secret.
+    #[arg(long, env = "INIT_INJECTOR_SECRET_OWNER", requires = "cert_secret")]
+    pub secret_owner: Option<String>,
+    /// Lifetime of the serving certificate; renewed when a third is left.
+    #[arg(long, env = "INIT_INJECTOR_CERT_VALIDITY", default_value = "2160h", value_parser = parse_duration)]
+    pub cert_validity: Duration,
 }
 
 impl ServeArgs {
-    pub fn into_config(self) -> ServeConfig {
-        let tls = match (self.tls_cert, self.tls_key) {
-            (Some(cert), Some(key)) => TlsSource::Files(TlsFiles { cert, key }),
-            _ => TlsSource::SelfSigned {
-                dir: self
-                    .self_signed_dir
-                    .unwrap_or_else(|| std::env::temp_dir().join("init-injector")),
-            },
+    /// The server's config and, in `self` certificate mode, what that mode manages
+    /// (the server then loads the files that mode writes into --self-signed-dir).
+    pub fn into_config(self) -> (ServeConfig, Option<SelfManaged>) {
+        let dir = self
+            .self_signed_dir
+            .unwrap_or_else(|| std::env::temp_dir().join("init-injector"));
+        let managed = self.self_managed.into_managed(dir.clone());
+        let tls = match (self.tls_cert, self.tls_key, &managed) {
+            (Some(cert), Some(key), _) => TlsSource::Files(TlsFiles { cert, key }),
+            (_, _, Some(managed)) => TlsSource::Files(managed.files()),
+            _ => TlsSource::SelfSigned { dir },
         };
-        ServeConfig {
+        let trusted = managed
+            .as_ref()
+            .map(|_| Arc::new(AtomicBool::new(false)));
+        let config = ServeConfig {
             addr: self.addr,
             metrics_addr: self.metrics_addr,
             tls,
@@ -81,6 +124,24 @@ impl ServeArgs {
             drain_timeout: self.drain_timeout,
             reload_interval: self.cert_reload_interval,
             request_timeout: self.request_timeout,
-        }
+            trusted,
+        };
+        (config, managed)
+    }
+}
+
+impl SelfManagedArgs {
+    fn into_managed(self, dir: PathBuf) -> Option<SelfManaged> {
+        let secret = self.cert_secret?;
+        // clap's `requires_all` guarantees the rest.
+        Some(SelfManaged {
+            namespace: self.namespace.unwrap_or_default(),
+            secret,
+            webhook_config: self.webhook_config.unwrap_or_default(),
+            service: self.service.unwrap_or_default(),
+            owner_deployment: self.secret_owner,
+            validity: self.cert_validity,
+            dir,
+        })
     }
 }

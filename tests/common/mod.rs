@@ -74,6 +74,7 @@ pub fn config(dir: &Path, on_invalid: OnInvalid) -> ServeConfig {
         drain_timeout: Duration::from_secs(10),
         reload_interval: Duration::from_millis(100),
         request_timeout: Duration::from_secs(2),
+        trusted: None,
     }
 }
 

@@ -12,7 +12,11 @@ use crate::config;
 #[derive(Debug, Args)]
 pub struct SelfTestArgs {
     /// Namespace of the dry-run pod; it must not be excluded from the webhook.
-    #[arg(long, env = "INIT_INJECTOR_SELF_TEST_NAMESPACE", default_value = "default")]
+    #[arg(
+        long,
+        env = "INIT_INJECTOR_SELF_TEST_NAMESPACE",
+        default_value = "default"
+    )]
     pub namespace: String,
     /// Annotation prefix the webhook was installed with.
     #[arg(long, env = "INIT_INJECTOR_ANNOTATION_PREFIX", default_value = config::DEFAULT_PREFIX, value_parser = super::parse_prefix)]

@@ -110,9 +110,7 @@ impl ServeArgs {
             (_, _, Some(managed)) => TlsSource::Files(managed.files()),
             _ => TlsSource::SelfSigned { dir },
         };
-        let trusted = managed
-            .as_ref()
-            .map(|_| Arc::new(AtomicBool::new(false)));
+        let trusted = managed.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
         let config = ServeConfig {
             addr: self.addr,
             metrics_addr: self.metrics_addr,

@@ -277,12 +277,14 @@ impl Manager {
             Some(name) => {
                 let deployments: Api<Deployment> =
                     Api::namespaced(client.clone(), &config.namespace);
-                let deployment = deployments.get(name).await.map_err(ClusterError::api(
-                    format!(
-                        "cannot read the owner Deployment {}/{name}",
-                        config.namespace
-                    ),
-                ))?;
+                let deployment =
+                    deployments
+                        .get(name)
+                        .await
+                        .map_err(ClusterError::api(format!(
+                            "cannot read the owner Deployment {}/{name}",
+                            config.namespace
+                        )))?;
                 Some(OwnerReference {
                     api_version: "apps/v1".into(),
                     kind: "Deployment".into(),
@@ -307,12 +309,14 @@ impl Manager {
         let name = &self.config.secret;
         let names = self.config.dns_names();
         for _ in 0..ATTEMPTS {
-            let current = self.secrets.get_opt(name).await.map_err(ClusterError::api(
-                format!(
+            let current = self
+                .secrets
+                .get_opt(name)
+                .await
+                .map_err(ClusterError::api(format!(
                     "cannot read the Secret {}/{name}",
                     self.config.namespace
-                ),
-            ))?;
+                )))?;
             let Some(mut secret) = current else {
                 let keys = renew(&self.config, None, &Verdict::NewCa(String::new()))?;
                 match self.create_secret(&keys).await {
@@ -320,7 +324,10 @@ impl Manager {
                         tracing::info!(secret = %name, "created the webhook's CA and serving certificate");
                         return Ok(keys);
                     }
-                    Err(err) if status_of(&err).is_some_and(|s| s.is_already_exists()) => continue,
+                    Err(err) if status_of(&err).is_some_and(|s| s.is_already_exists()) => {
+                        tracing::info!(secret = %name, "another replica created the Secret first; reading its keys");
+                        continue;
+                    }
                     Err(err) => {
                         return Err(ClusterError::Api {
                             action: format!(
@@ -342,7 +349,11 @@ impl Manager {
             secret.data = Some(keys.to_data());
             // `replace` sends the resourceVersion that was read: a concurrent change
             // makes it fail with a conflict, and the next round reads that change.
-            match self.secrets.replace(name, &PostParams::default(), &secret).await {
+            match self
+                .secrets
+                .replace(name, &PostParams::default(), &secret)
+                .await
+            {
                 Ok(_) => {
                     let what = match verdict {
                         Verdict::NewCa(_) => "a new CA and serving certificate",
@@ -351,7 +362,10 @@ impl Manager {
                     tracing::info!(secret = %name, %reason, "wrote {what}");
                     return Ok(keys);
                 }
-                Err(err) if status_of(&err).is_some_and(|s| s.is_conflict()) => continue,
+                Err(err) if status_of(&err).is_some_and(|s| s.is_conflict()) => {
+                    tracing::info!(secret = %name, "the Secret changed meanwhile; reading it again");
+                    continue;
+                }
                 Err(err) => {
                     return Err(ClusterError::Api {
                         action: format!(
@@ -394,9 +408,13 @@ impl Manager {
         let name = &self.config.webhook_config;
         let wanted = ByteString(ca_pem.as_bytes().to_vec());
         for _ in 0..ATTEMPTS {
-            let current = self.webhooks.get_opt(name).await.map_err(ClusterError::api(
-                format!("cannot read the MutatingWebhookConfiguration {name}"),
-            ))?;
+            let current = self
+                .webhooks
+                .get_opt(name)
+                .await
+                .map_err(ClusterError::api(format!(
+                    "cannot read the MutatingWebhookConfiguration {name}"
+                )))?;
             let Some(mut config) = current else {
                 tracing::warn!(webhook_config = %name, "the MutatingWebhookConfiguration does not exist (yet); not ready");
                 return Ok(false);
@@ -416,7 +434,11 @@ impl Manager {
             for hook in webhooks.iter_mut() {
                 hook.client_config.ca_bundle = Some(wanted.clone());
             }
-            match self.webhooks.replace(name, &PostParams::default(), &config).await {
+            match self
+                .webhooks
+                .replace(name, &PostParams::default(), &config)
+                .await
+            {
                 Ok(_) => {
                     tracing::info!(webhook_config = %name, webhooks = stale, "wrote the CA into caBundle");
                     return Ok(true);
@@ -447,7 +469,8 @@ impl Manager {
     /// [`SelfManaged::resync`]; runs until the task is dropped. An error keeps the last
     /// known state (the server keeps serving its certificate) and is retried.
     pub async fn run(self, trusted: Arc<AtomicBool>) {
-        let by_name = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let by_name =
+            |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
         let secret_events = watcher(self.secrets.clone(), by_name(&self.config.secret))
             .default_backoff()
             .map(|event| event.map(drop));
@@ -534,7 +557,11 @@ mod tests {
             .to_data()
     }
 
-    fn verdict(config: &SelfManaged, data: &BTreeMap<String, ByteString>, at: SystemTime) -> Verdict {
+    fn verdict(
+        config: &SelfManaged,
+        data: &BTreeMap<String, ByteString>,
+        at: SystemTime,
+    ) -> Verdict {
         assess(data, &config.dns_names(), config.validity, at)
     }
 
@@ -542,7 +569,10 @@ mod tests {
     fn fresh_keys_are_used_as_they_are() {
         let config = config();
         let data = fresh(&config);
-        assert!(matches!(verdict(&config, &data, SystemTime::now()), Verdict::Use(_)));
+        assert!(matches!(
+            verdict(&config, &data, SystemTime::now()),
+            Verdict::Use(_)
+        ));
     }
 
     #[test]
@@ -557,7 +587,10 @@ mod tests {
         // The renewed certificate keeps the CA, so the caBundle stays valid.
         let renewed = renew(&config, Some(&data), &Verdict::NewLeaf(reason)).unwrap();
         assert_eq!(renewed.ca_cert.as_bytes(), data[CA_CERT_KEY].0.as_slice());
-        assert!(matches!(verdict(&config, &renewed.to_data(), SystemTime::now()), Verdict::Use(_)));
+        assert!(matches!(
+            verdict(&config, &renewed.to_data(), SystemTime::now()),
+            Verdict::Use(_)
+        ));
     }
 
     #[test]
@@ -606,9 +639,15 @@ mod tests {
         let config = config();
         let mut data = fresh(&config);
         data.remove(CA_KEY_KEY);
-        assert!(matches!(verdict(&config, &data, SystemTime::now()), Verdict::NewCa(_)));
+        assert!(matches!(
+            verdict(&config, &data, SystemTime::now()),
+            Verdict::NewCa(_)
+        ));
         let mut data = fresh(&config);
-        data.insert(CA_CERT_KEY.into(), ByteString(b"not a certificate".to_vec()));
+        data.insert(
+            CA_CERT_KEY.into(),
+            ByteString(b"not a certificate".to_vec()),
+        );
         assert_eq!(
             verdict(&config, &data, SystemTime::now()),
             Verdict::NewCa("ca.crt is not a PEM certificate".into())
@@ -645,7 +684,9 @@ mod tests {
             key: dir.path().join("tls.key"),
         };
         crate::tls::install_provider();
-        loaded.load().expect("the written pair loads as a TLS identity");
+        loaded
+            .load()
+            .expect("the written pair loads as a TLS identity");
     }
 
     fn config_files(dir: &Path) -> Vec<String> {

@@ -38,7 +38,10 @@ impl SelfTest {
         let p = &self.prefix;
         let annotations = BTreeMap::from([
             (format!("{p}/wait-for"), TARGET.to_owned()),
-            (format!("{p}/run.check"), "init-injector --version".to_owned()),
+            (
+                format!("{p}/run.check"),
+                "init-injector --version".to_owned(),
+            ),
         ]);
         Pod {
             metadata: ObjectMeta {

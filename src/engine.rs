@@ -144,9 +144,24 @@ pub fn mutate(
         .map(String::as_str)
         .chain(plan.volumes.iter().map(|v| v.name.as_str()))
         .collect();
+    // The same plan as the one `P/status` records: what stands in the pod is that
+    // injection, as the API server stored it (with its defaults filled in).
+    let same_plan = replaced
+        .as_ref()
+        .zip(status.as_ref())
+        .is_some_and(|(old, new)| {
+            old.hash == new.hash
+                && old.init_containers == new.init_containers
+                && old.volumes == new.volumes
+        });
     let owned = Owned {
         init_containers: &owned_containers,
         volumes: &owned_volumes,
+        compare: if same_plan {
+            patch::Compare::Names
+        } else {
+            patch::Compare::Content
+        },
     };
     let change = StatusChange {
         key: &status_key,

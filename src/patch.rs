@@ -38,6 +38,18 @@ fn name_first(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// How ours in the pod are compared with the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    /// Field by field: the pod's copies may differ from the plan.
+    Content,
+    /// By name and position only: `P/status` proves that they were injected from this
+    /// very plan. The API server fills in defaults (`terminationMessagePath`,
+    /// `imagePullPolicy`, canonical quantities, …) after the patch, so a stored pod's
+    /// copies never equal the plan field by field, yet they are the same injection.
+    Names,
+}
+
 /// Ops that turn list `old` into list `new`, where both are the same list of the pod's own
 /// elements interleaved with elements that `is_ours` claims. Ours are removed from the
 /// back (so indices stay valid), then the new ones are added front to back at their final
@@ -47,13 +59,19 @@ fn list_ops<T: Serialize + PartialEq>(
     path: &PointerBuf,
     old: Option<&Vec<T>>,
     new: Option<&[&T]>,
+    compare: (Compare, fn(&T) -> &str),
     is_ours: impl Fn(&T) -> bool,
 ) {
     let old_ours = positions(old.into_iter().flatten(), &is_ours);
     let new_ours = positions(new.into_iter().flatten().copied(), &is_ours);
+    let (compare, name) = compare;
+    let same = |a: &T, b: &T| match compare {
+        Compare::Content => a == b,
+        Compare::Names => name(a) == name(b),
+    };
     let unchanged = match (old, new) {
         (Some(old), Some(new)) => {
-            old_ours == new_ours && old_ours.iter().all(|&i| old[i] == *new[i])
+            old_ours == new_ours && old_ours.iter().all(|&i| same(&old[i], new[i]))
         }
         (None, None) => true,
         _ => false,
@@ -113,10 +131,11 @@ fn spliced<'a, T>(
     Some(list)
 }
 
-/// What the engine owns in a pod, by name.
+/// What the engine owns in a pod, by name, and how to compare it with the plan.
 pub struct Owned<'a> {
     pub init_containers: &'a [&'a str],
     pub volumes: &'a [&'a str],
+    pub compare: Compare,
 }
 
 /// The new value of the status annotation, keyed by its full name.
@@ -149,6 +168,7 @@ pub fn diff(
         &child(&spec, "initContainers"),
         old.init_containers.as_ref(),
         init.as_deref(),
+        (owned.compare, |c| c.name.as_str()),
         |c| owned.init_containers.contains(&c.name.as_str()),
     );
     let volume_is_ours = |name: &str| owned.volumes.contains(&name);
@@ -158,6 +178,7 @@ pub fn diff(
         &child(&spec, "volumes"),
         old.volumes.as_ref(),
         volumes.as_deref(),
+        (owned.compare, |v| v.name.as_str()),
         |v| volume_is_ours(&v.name),
     );
     let containers = child(&spec, "containers");
@@ -174,6 +195,7 @@ pub fn diff(
             &path,
             old_c.volume_mounts.as_ref(),
             new_mounts.as_deref(),
+            (owned.compare, |m| m.name.as_str()),
             |m| volume_is_ours(&m.name),
         );
     }

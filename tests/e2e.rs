@@ -37,6 +37,7 @@ struct Webhook {
     child: Child,
     addr: SocketAddr,
     ca_pem: String,
+    log_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -72,6 +73,7 @@ impl Webhook {
             child,
             addr,
             ca_pem: generated.ca_cert_pem,
+            log_path,
             _dir: dir,
         }
     }
@@ -670,4 +672,105 @@ async fn failure_policy_decides_when_the_webhook_is_down() {
         .unwrap();
     assert!(init_names(&admitted).is_empty(), "admitted unmutated");
     unregister(&client, &[fail_ns.as_str(), ignore_ns.as_str()]).await;
+}
+
+/// The API server fills in defaults after our patch (termination message fields, pull
+/// policy, canonical quantities) and, with `reinvocationPolicy: IfNeeded`, may review the
+/// pod again: that review, and `inject` over the stored pod, must change nothing.
+#[tokio::test]
+async fn a_stored_pod_is_recognised_as_injected() {
+    let client = client().await;
+    let ns = namespace(&client, "e2e-defaults", &[]).await;
+    let webhook = Webhook::start("defaults", &[]);
+    inject_into(&client, &ns, &webhook, "Fail").await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let annotations = json!({
+        "init.example/wait-for": "postgres.db.svc:5432,https://vault.svc:8200/v1/sys/health",
+        "init.example/run.migrate": "migrate --to latest",
+        "init.example/volumes": "config:/config,scratch:/scratch:Memory:1024Mi",
+        "init.example/wait-timeout": "90s",
+    });
+    pods.create(
+        &PostParams::default(),
+        &pod("counted", annotations, app_spec()),
+    )
+    .await
+    .unwrap();
+    let stored = pods.get("counted").await.unwrap();
+    let scratch = stored.spec.as_ref().unwrap().volumes.as_ref().unwrap();
+    let size = scratch.iter().find(|v| v.name == "scratch").unwrap();
+    assert_eq!(
+        size.empty_dir
+            .as_ref()
+            .unwrap()
+            .size_limit
+            .as_ref()
+            .unwrap()
+            .0,
+        "1Gi",
+        "the API server canonicalises quantities after our patch"
+    );
+    let waits = stored
+        .spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        waits[0].termination_message_path.as_deref(),
+        Some("/dev/termination-log"),
+        "the API server fills in defaults after our patch"
+    );
+
+    let log = std::fs::read_to_string(&webhook.log_path).unwrap();
+    let patches: Vec<u64> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["message"] == "review" && entry["pod"] == "counted")
+        .map(|entry| entry["patch_ops"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !patches.is_empty() && patches.len() <= 2,
+        "reviews of the pod: {patches:?}"
+    );
+    assert!(patches[0] > 0, "the first review injects: {patches:?}");
+    assert!(
+        patches[1..].iter().all(|&ops| ops == 0),
+        "a later review of the injected pod must be an empty patch: {patches:?}"
+    );
+
+    // Offline, the stored pod (as `kubectl get -o yaml` would give it) comes out unchanged.
+    let yaml = serde_yaml_ng::to_string(&stored).unwrap();
+    if let Ok(logs) = std::env::var("INIT_INJECTOR_E2E_LOGS") {
+        std::fs::write(PathBuf::from(logs).join("stored-pod.yaml"), &yaml).unwrap();
+    }
+    let mut inject = Command::new(env!("CARGO_BIN_EXE_init-injector"))
+        .args(["inject", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    inject
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let output = inject.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        yaml,
+        "inject changed a pod the API server stored"
+    );
+
+    unregister(&client, &[ns.as_str()]).await;
 }

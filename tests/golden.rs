@@ -56,3 +56,18 @@ fn untouched_documents_are_byte_for_byte() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.stdout, text);
 }
+
+/// A pod read back from the API server carries defaults the engine never wrote
+/// (`terminationMessagePath`, `imagePullPolicy`, `1024Mi` stored as `1Gi`); its
+/// `P/status` still identifies the injection, so nothing changes.
+#[test]
+fn a_pod_as_the_api_server_stored_it_is_left_as_it_is() {
+    let text = std::fs::read_to_string("tests/fixtures/stored-pod.yaml").unwrap();
+    let report = inject::run(
+        &[("stored".into(), text.clone())],
+        false,
+        &EngineConfig::default(),
+    );
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.stdout, text);
+}

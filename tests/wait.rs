@@ -306,6 +306,14 @@ fn usage_errors_exit_2_naming_the_argument() {
             "'--timeout <TIMEOUT>': expected a positive duration",
         ),
         (&["db:1", "--timeout=-5s"], "it is negative"),
+        (
+            &["db:1", "--timeout", "-5s"],
+            "'--timeout <TIMEOUT>': expected a positive duration such as 90s or 5m, but it is negative",
+        ),
+        (
+            &["db:1", "--attempt-timeout", "-1ms"],
+            "'--attempt-timeout <ATTEMPT_TIMEOUT>': expected a positive duration",
+        ),
         (&["db:1", "--interval", "soon"], "'--interval <INTERVAL>'"),
         (&["db:1", "--step", "6/5"], "'--step <I/N>': expected I/N"),
         (

@@ -17,16 +17,18 @@ pub struct WaitArgs {
     #[arg(required = true, value_name = "TARGET", value_parser = parse_target)]
     pub targets: Vec<WaitTarget>,
     /// Give up when this much time has passed (for all targets together).
-    #[arg(long, default_value = config::DEFAULT_WAIT_TIMEOUT, value_parser = parse_duration)]
+    // The duration flags take `-5s` as their value, so that a negative duration gets
+    // the message that names the flag instead of clap's "unexpected argument".
+    #[arg(long, default_value = config::DEFAULT_WAIT_TIMEOUT, value_parser = parse_duration, allow_hyphen_values = true)]
     pub timeout: Duration,
     /// First retry delay; later ones double, with jitter, up to --max-interval.
-    #[arg(long, default_value = config::DEFAULT_WAIT_INTERVAL, value_parser = parse_duration)]
+    #[arg(long, default_value = config::DEFAULT_WAIT_INTERVAL, value_parser = parse_duration, allow_hyphen_values = true)]
     pub interval: Duration,
     /// Longest retry delay.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub max_interval: Duration,
     /// Bound on one attempt (connect, TLS handshake, HTTP answer).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub attempt_timeout: Duration,
     /// Position in the injected block, I/N, shown in the log as [I/N].
     #[arg(long, value_name = "I/N", value_parser = parse_step)]

@@ -86,6 +86,82 @@ fn collect(doc: &Value, at: PointerBuf, found: &mut Vec<Template>) {
     found.push(Template { root, owner });
 }
 
+/// An object that carries annotations under the prefix in a kind (or an API version)
+/// that has no known pod template, so `inject` leaves it as it is and says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unhandled {
+    /// `Kind name (apiVersion)`.
+    pub object: String,
+    /// Where the annotations are, as a JSON pointer.
+    pub at: String,
+}
+
+/// Objects in `doc` (and in the items of its lists) that `templates` skips although they
+/// carry annotations under `prefix`.
+pub fn unhandled(doc: &Value, prefix: &str) -> Vec<Unhandled> {
+    let mut found = Vec::new();
+    collect_unhandled(doc, &format!("{prefix}/"), &mut found);
+    found
+}
+
+fn collect_unhandled(doc: &Value, key_prefix: &str, found: &mut Vec<Unhandled>) {
+    let text = |key: &str| doc.get(key).and_then(Value::as_str).unwrap_or_default();
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    if let Some(items) = doc.get("items").and_then(Value::as_array) {
+        if kind.ends_with("List") {
+            for item in items {
+                collect_unhandled(item, key_prefix, found);
+            }
+            return;
+        }
+    }
+    if template_path(api_version, kind).is_some() {
+        return;
+    }
+    if let Some(at) = annotated_at(doc, key_prefix, &mut PointerBuf::new()) {
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("(unnamed)");
+        found.push(Unhandled {
+            object: format!("{kind} {name} ({api_version})"),
+            at: at.to_string(),
+        });
+    }
+}
+
+/// The first `annotations` map below `value` with a key that starts with `key_prefix`.
+fn annotated_at(value: &Value, key_prefix: &str, at: &mut PointerBuf) -> Option<PointerBuf> {
+    match value {
+        Value::Object(fields) => {
+            for (key, child) in fields {
+                at.push_back(key);
+                let hit = key == "annotations"
+                    && child
+                        .as_object()
+                        .is_some_and(|map| map.keys().any(|k| k.starts_with(key_prefix)));
+                let found = if hit {
+                    Some(at.clone())
+                } else {
+                    annotated_at(child, key_prefix, at)
+                };
+                at.pop_back();
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+            at.push_back(index.to_string());
+            let found = annotated_at(item, key_prefix, at);
+            at.pop_back();
+            found
+        }),
+        _ => None,
+    }
+}
+
 /// Runs the engine on the template at `template.root` in `doc`.
 pub fn mutate_template(
     doc: &Value,
@@ -143,6 +219,25 @@ mod tests {
                 ),
                 ("/items/5/items/0".to_owned(), "Pod (unnamed)".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn annotated_objects_of_unknown_kinds_are_found() {
+        let doc = json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "apps/v1beta1", "kind": "Deployment", "metadata": {"name": "old"},
+             "spec": {"template": {"metadata": {"annotations": {"init.example/wait-for": "db:1"}}}}},
+            {"apiVersion": "apps.openshift.io/v1", "kind": "DeploymentConfig", "metadata": {"name": "dc"},
+             "spec": {"template": {"metadata": {"annotations": {"team": "x"}}}}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "known"},
+             "spec": {"template": {"metadata": {"annotations": {"init.example/wait-for": "db:1"}}}}},
+        ]});
+        assert_eq!(
+            unhandled(&doc, "init.example"),
+            [Unhandled {
+                object: "Deployment old (apps/v1beta1)".into(),
+                at: "/spec/template/metadata/annotations".into(),
+            }]
         );
     }
 

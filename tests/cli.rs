@@ -238,3 +238,42 @@ fn certs_writes_a_ca_and_a_serving_certificate_for_the_service() {
     assert_eq!(result.status.code(), Some(2));
     assert!(text(&result.stderr).contains("at least one DNS name or IP address"));
 }
+
+#[test]
+fn annotated_objects_inject_does_not_know_are_named_on_stderr() {
+    let input = "\
+apiVersion: apps/v1beta1
+kind: Deployment
+metadata:
+  name: legacy
+spec:
+  template:
+    metadata:
+      annotations:
+        init.example/wait-for: db:5432
+---
+apiVersion: apps.openshift.io/v1
+kind: DeploymentConfig
+metadata:
+  name: web
+spec:
+  template:
+    metadata:
+      annotations:
+        team: shop
+";
+    let out = run(&["inject", "-f", "-"], Some(input));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), input, "the output stays byte for byte");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "warning: <stdin>: document 1 (line 1): Deployment legacy (apps/v1beta1): has init.example/ annotations at /spec/template/metadata/annotations"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("DeploymentConfig"),
+        "no warning without our annotations: {stderr}"
+    );
+}

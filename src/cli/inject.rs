@@ -135,6 +135,14 @@ fn process(
         }
     };
     let templates = workload::templates(&value);
+    for skipped in workload::unhandled(&value, &config.prefix) {
+        report.warnings.push(format!(
+            "{place}: {}: has {}/ annotations at {}, but inject only knows the pod templates of \
+             v1 Pod and ReplicationController, apps/v1 Deployment, StatefulSet, DaemonSet and \
+             ReplicaSet, and batch/v1 Job and CronJob; written unchanged",
+            skipped.object, config.prefix, skipped.at
+        ));
+    }
     let mut ops = Vec::new();
     let mut described = String::new();
     for template in &templates {

@@ -107,13 +107,13 @@ pub fn unhandled(doc: &Value, prefix: &str) -> Vec<Unhandled> {
 fn collect_unhandled(doc: &Value, key_prefix: &str, found: &mut Vec<Unhandled>) {
     let text = |key: &str| doc.get(key).and_then(Value::as_str).unwrap_or_default();
     let (api_version, kind) = (text("apiVersion"), text("kind"));
-    if let Some(items) = doc.get("items").and_then(Value::as_array) {
-        if kind.ends_with("List") {
-            for item in items {
-                collect_unhandled(item, key_prefix, found);
-            }
-            return;
+    if let Some(items) = doc.get("items").and_then(Value::as_array)
+        && kind.ends_with("List")
+    {
+        for item in items {
+            collect_unhandled(item, key_prefix, found);
         }
+        return;
     }
     if template_path(api_version, kind).is_some() {
         return;

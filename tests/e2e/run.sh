@@ -1,24 +1,64 @@
 #!/usr/bin/env bash
-# End-to-end tests against a real control plane on loopback: builds (or reuses) etcd,
-# kube-apiserver and kube-controller-manager from the Kubernetes Go modules, starts them
-# with a fresh CA, an admin client certificate and RBAC, writes a kubeconfig, runs
-# `cargo test --features e2e --test e2e`, and always tears everything down. Logs of
-# every component stay in target/e2e-logs/ (their tails are printed when anything fails).
+# End-to-end tests against a real control plane: builds (or reuses) etcd,
+# kube-apiserver, kube-controller-manager and helm from their Go modules, then starts
+# the control plane inside a network namespace of its own (`unshare --net`), with a
+# fresh CA, an admin client certificate and RBAC, writes a kubeconfig and runs every
+# `tests/e2e*.rs` target with `cargo test --features e2e`. Everything is torn down on
+# exit. Logs of every component stay in target/e2e-logs/ (their tails are printed when
+# anything fails).
+#
+# The script runs in two halves. The first, on the machine's network, does everything
+# that may download: the Go builds, the Rust test binaries. The second re-runs this
+# script under `unshare --net`: inside, only `lo` exists, with 127.0.0.1 and one
+# private address (INIT_INJECTOR_E2E_HOST_IP) that tests may listen on and publish as
+# an EndpointSlice address (endpoint addresses may not be loopback). No traffic leaves
+# the namespace.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-logs=${E2E_LOG_DIR:-$repo/target/e2e-logs}
-rm -rf "$logs"
-mkdir -p "$logs"
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "e2e: the Go toolchain (go) is required to build the control plane, and is not on PATH" >&2
-  exit 1
+# The namespace's private address, on its `lo`.
+host_ip=10.100.0.1
+
+# Every e2e test target: tests/e2e.rs, tests/e2e_*.rs.
+test_targets=()
+for file in "$repo"/tests/e2e*.rs; do
+  test_targets+=(--test "$(basename "$file" .rs)")
+done
+
+if [ "${1:-}" != "--inside-netns" ]; then
+  logs=${E2E_LOG_DIR:-$repo/target/e2e-logs}
+  rm -rf "$logs"
+  mkdir -p "$logs"
+
+  if ! command -v go >/dev/null 2>&1; then
+    echo "e2e: the Go toolchain (go) is required to build the control plane, and is not on PATH" >&2
+    exit 1
+  fi
+  if ! command -v unshare >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+    echo "e2e: unshare (util-linux) and ip (iproute2) are required for the network namespace" >&2
+    exit 1
+  fi
+
+  bin_dir=$("$here/build.sh" | tail -n 1)
+  work=$(mktemp -d "${TMPDIR:-/tmp}/init-injector-e2e.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+
+  # The certificate tool and the test binaries are built here, where the network is.
+  (cd "$here/cluster" && go build -o "$work/pki-tool" ./pki)
+  (cd "$repo" && cargo test --locked --features e2e "${test_targets[@]}" --no-run)
+
+  status=0
+  E2E_BIN_DIR="$bin_dir" E2E_WORK="$work" E2E_LOGS="$logs" \
+    unshare --net -- bash "${BASH_SOURCE[0]}" --inside-netns || status=$?
+  exit "$status"
 fi
 
-bin_dir=$("$here/build.sh" | tail -n 1)
-work=$(mktemp -d "${TMPDIR:-/tmp}/init-injector-e2e.XXXXXX")
+# ---- Second half: inside the network namespace.
+bin_dir=$E2E_BIN_DIR
+work=$E2E_WORK
+logs=$E2E_LOGS
 pids=()
 
 tails() {
@@ -41,11 +81,13 @@ cleanup() {
     tails
     echo "e2e: failed (exit $status); component logs are in $logs" >&2
   fi
-  rm -rf "$work"
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+ip link set lo up
+ip addr add "$host_ip/32" dev lo
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -72,7 +114,7 @@ wait_for() {
 }
 
 pki="$work/pki"
-(cd "$here/cluster" && go run ./pki -out "$pki")
+"$work/pki-tool" -out "$pki"
 
 etcd_port=$(free_port)
 etcd_peer_port=$(free_port)
@@ -84,6 +126,8 @@ etcd_peer_port=$(free_port)
 pids+=($!)
 wait_for etcd "${pids[-1]}" 60 curl -sf "http://127.0.0.1:$etcd_port/health"
 
+# --enable-aggregator-routing: a webhook's `clientConfig.service` is called at the
+# addresses of the Service's EndpointSlices, not at its ClusterIP (there is no kube-proxy).
 api_port=$(free_port)
 "$bin_dir/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_port" \
@@ -93,6 +137,7 @@ api_port=$(free_port)
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true --endpoint-reconciler-type none \
+  --enable-aggregator-routing=true \
   --cert-dir "$work/apiserver-certs" \
   >"$logs/kube-apiserver.log" 2>&1 &
 pids+=($!)
@@ -137,5 +182,6 @@ version=$(curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/ad
 echo "e2e: control plane up: $version" >&2
 
 cd "$repo"
-KUBECONFIG="$kubeconfig" INIT_INJECTOR_E2E_LOGS="$logs" \
-  cargo test --locked --features e2e --test e2e -- --test-threads 2
+KUBECONFIG="$kubeconfig" INIT_INJECTOR_E2E_LOGS="$logs" INIT_INJECTOR_E2E_HOST_IP="$host_ip" \
+  INIT_INJECTOR_E2E_HELM="$bin_dir/helm" INIT_INJECTOR_E2E_BIN="$bin_dir" \
+  cargo test --locked --offline --no-fail-fast --features e2e "${test_targets[@]}" -- --test-threads 2

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod names;
 pub mod patch;
 pub mod plan;
+pub mod policy;
 pub mod server;
 pub mod status;
 pub mod target;

@@ -1,0 +1,5 @@
+//! Platform conventions: `InitPolicy` documents and namespace defaults. Pure: the webhook's
+//! reflectors and `inject --policy` hand the engine a snapshot of what is in force.
+
+pub mod crd;
+pub mod validate;

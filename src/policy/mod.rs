@@ -2,4 +2,5 @@
 //! reflectors and `inject --policy` hand the engine a snapshot of what is in force.
 
 pub mod crd;
+pub mod select;
 pub mod validate;

@@ -1,6 +1,9 @@
-// Command pki writes the certificates and keys a local control plane needs: a CA, the
-// kube-apiserver's serving certificate (127.0.0.1, localhost), an admin client
-// certificate in the system:masters group, and the service-account signing key.
+// Command pki writes the certificates and keys a local cluster needs: a CA, the
+// kube-apiserver's serving certificate (127.0.0.1, localhost, and the addresses given
+// with -apiserver-ips), an admin client certificate in the system:masters group, the
+// kubelet's client certificate (system:node:NODE in system:nodes, what the Node
+// authorizer expects), the API server's client certificate for the kubelet, and the
+// service-account signing key.
 package main
 
 import (
@@ -16,23 +19,38 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
 func main() {
 	out := flag.String("out", "", "directory to write into")
+	ips := flag.String("apiserver-ips", "", "comma-separated extra IP addresses for the API server's certificate")
+	node := flag.String("node", "e2e-node", "the kubelet's node name")
 	flag.Parse()
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "pki: -out DIR is required")
 		os.Exit(2)
 	}
-	if err := run(*out); err != nil {
+	var extra []net.IP
+	for _, text := range strings.Split(*ips, ",") {
+		if text == "" {
+			continue
+		}
+		ip := net.ParseIP(text)
+		if ip == nil {
+			fmt.Fprintf(os.Stderr, "pki: -apiserver-ips: %q is not an IP address\n", text)
+			os.Exit(2)
+		}
+		extra = append(extra, ip)
+	}
+	if err := run(*out, extra, *node); err != nil {
 		fmt.Fprintln(os.Stderr, "pki:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out string) error {
+func run(out string, apiserverIPs []net.IP, node string) error {
 	if err := os.MkdirAll(out, 0o700); err != nil {
 		return err
 	}
@@ -85,12 +103,22 @@ func run(out string) error {
 		}
 		return writeKey(filepath.Join(out, name+".key"), key)
 	}
-	loopback := []net.IP{net.ParseIP("127.0.0.1")}
+	ips := append([]net.IP{net.ParseIP("127.0.0.1")}, apiserverIPs...)
 	if err := leaf("apiserver", 2, pkix.Name{CommonName: "kube-apiserver"}, x509.ExtKeyUsageServerAuth,
-		loopback, []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}); err != nil {
+		ips, []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+			"kubernetes.default.svc.cluster.local"}); err != nil {
 		return err
 	}
 	if err := leaf("admin", 3, pkix.Name{CommonName: "e2e-admin", Organization: []string{"system:masters"}},
+		x509.ExtKeyUsageClientAuth, nil, nil); err != nil {
+		return err
+	}
+	if err := leaf("kubelet", 4, pkix.Name{CommonName: "system:node:" + node, Organization: []string{"system:nodes"}},
+		x509.ExtKeyUsageClientAuth, nil, nil); err != nil {
+		return err
+	}
+	if err := leaf("apiserver-kubelet-client", 5,
+		pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
 		x509.ExtKeyUsageClientAuth, nil, nil); err != nil {
 		return err
 	}

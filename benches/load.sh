@@ -1,74 +1,191 @@
 #!/usr/bin/env bash
-# Load run against a real `init-injector serve` (release build, self-signed TLS) with
-# wrk over HTTPS/1.1: annotated and unannotated ~5 KB Pod reviews with keep-alive, and
-# annotated reviews with a new connection (TLS handshake) per request. Prints requests/s,
-# p50/p99 latency, and the server's RSS idle and at peak.
+# Load run: `init-injector serve` beside a bare-stack baseline (benches/baseline: kube-rs's
+# admission controller example, axum + axum-server/rustls + kube-core, adding one label)
+# in the same run, on the same certificate, with the same reviews and the same wrk load
+# over HTTPS/1.1 keep-alive connections to loopback:
 #
-#   bash benches/load.sh            # DURATION=10s CONNECTIONS=16 THREADS=1 by default
+#   unannotated  examples/review-unannotated.json, compact (~4 KB)
+#   annotated    examples/review.json, compact (~4.4 KB): 3 waits, 2 run steps, 2 volumes
+#   large        the annotated review with 2,000 env vars on the app container (~98 KB),
+#                which both run steps copy
+#
+# Each case runs on each server back to back (the order alternates between rounds), so
+# that other load on the machine falls on both alike. Prints requests/s, p50/p99, the
+# server's CPU time per review (less sensitive than requests/s to other load on the
+# machine), RSS (idle, peak after the small reviews, peak over the run, after the run),
+# and the ratios that docs/performance.md tracks.
+#
+#   bash benches/load.sh     # DURATION=5s CONNECTIONS=16 THREADS=1 ROUNDS=2
+#                            # BASELINE_FEATURES=mimalloc gives the baseline our allocator
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-duration=${DURATION:-10s}
+duration=${DURATION:-5s}
 connections=${CONNECTIONS:-16}
 threads=${THREADS:-1}
+rounds=${ROUNDS:-2}
 port=${PORT:-18443}
+baseline_port=${BASELINE_PORT:-18444}
+baseline_features=${BASELINE_FEATURES:-}
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "load.sh: installing wrk from Debian's packages" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
-fi
+for tool in wrk jq curl; do
+  command -v "$tool" >/dev/null 2>&1 && continue
+  echo "load.sh: installing $tool from Debian's packages" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "$tool" >/dev/null; fi
+done
 
 cargo build --release --quiet
+cargo build --release --quiet --manifest-path benches/baseline/Cargo.toml \
+  --target-dir target/baseline ${baseline_features:+--features "$baseline_features"}
+ours_bin=target/release/init-injector
+baseline_bin=target/baseline/release/admission-baseline
+
 work=$(mktemp -d)
-server_pid=""
+pids=()
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-target/release/init-injector serve --addr "127.0.0.1:$port" --metrics-addr 127.0.0.1:0 \
-  --self-signed-dir "$work/tls" 2>"$work/serve.log" &
-server_pid=$!
-for _ in $(seq 1 50); do
-  curl -sf --cacert "$work/tls/ca.pem" "https://localhost:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
+# The reviews, compact as the API server sends them.
+jq -c . examples/review-unannotated.json >"$work/unannotated.json"
+jq -c . examples/review.json >"$work/annotated.json"
+jq -c '.request.object.spec.containers[0].env += [range(2000) |
+    {name: "SETTING_\(. + 10000)", value: "value-\(. * 7919 % 90000 + 10000)"}]' \
+  examples/review.json >"$work/large.json"
+
+"$ours_bin" certs --out "$work/tls" --dns-name localhost --ip 127.0.0.1 >/dev/null
+"$ours_bin" serve --addr "127.0.0.1:$port" --metrics-addr 127.0.0.1:0 \
+  --tls-cert "$work/tls/tls.crt" --tls-key "$work/tls/tls.key" 2>"$work/ours.log" &
+pids+=($!); ours_pid=$!
+"$baseline_bin" "127.0.0.1:$baseline_port" "$work/tls/tls.crt" "$work/tls/tls.key" \
+  2>"$work/baseline.log" &
+pids+=($!); baseline_pid=$!
+
+post() { # port body-file
+  curl -sf --max-time 5 --cacert "$work/tls/ca.pem" -H 'Content-Type: application/json' \
+    --data-binary "@$2" "https://localhost:$1/mutate"
+}
+for p in "$port" "$baseline_port"; do
+  for _ in $(seq 1 50); do post "$p" "$work/unannotated.json" >/dev/null 2>&1 && break; sleep 0.1; done
 done
-curl -sf --cacert "$work/tls/ca.pem" "https://localhost:$port/readyz" >/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+sleep 1
+declare -A idle hwm_small hwm after
+idle[ours]=$(kib "$ours_pid" VmRSS); idle[baseline]=$(kib "$baseline_pid" VmRSS)
 
-rss_kib() { awk -v key="$1:" '$1 == key { print $2 }' "/proc/$server_pid/status"; }
-idle_rss=$(rss_kib VmRSS)
+# Both answer every case as expected before that case's load is sent.
+check() { # name port body-file jq-test
+  post "$2" "$3" | jq -e ".response.allowed == true and ($4)" >/dev/null ||
+    { echo "load.sh: $1 did not answer $3 as expected" >&2; cat "$work"/*.log >&2; exit 1; }
+}
+check_case() { # case
+  local expect='.response.patch != null'
+  [ "$1" = unannotated ] && expect='.response.patch == null'
+  check init-injector "$port" "$work/$1.json" "$expect"
+  check baseline "$baseline_port" "$work/$1.json" '.response.patch != null'
+}
 
-script() { # body-file connection-header
-  cat >"$work/post.lua" <<LUA
+cat >"$work/post.lua" <<'LUA'
 wrk.method = "POST"
-local f = io.open("$1", "rb"); wrk.body = f:read("*a"); f:close()
+local f = io.open(os.getenv("BODY"), "rb"); wrk.body = f:read("*a"); f:close()
 wrk.headers["Content-Type"] = "application/json"
 LUA
-  if [ -n "$2" ]; then printf 'wrk.headers["Connection"] = "%s"\n' "$2" >>"$work/post.lua"; fi
-  echo "$work/post.lua"
+
+# Latency as printed by wrk (850.00us, 1.23ms, 1.02s) in ms.
+to_ms() { awk -v v="$1" 'BEGIN {
+  n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+  if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+  printf "%.2f", n }'; }
+
+declare -A rps p50 p99 cpu
+run() { # server case round
+  local server=$1 case=$2 round=$3 p pid out before requests
+  if [ "$server" = ours ]; then p=$port pid=$ours_pid; else p=$baseline_port pid=$baseline_pid; fi
+  before=$(cpu_ticks "$pid")
+  out=$(BODY="$work/$case.json" wrk -t"$threads" -c"$connections" -d"$duration" --latency \
+    -s "$work/post.lua" "https://localhost:$p/mutate" 2>&1)
+  local key="$server,$case,$round"
+  requests=$(awk '/requests in/ { print $1 }' <<<"$out")
+  rps[$key]=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
+  p50[$key]=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
+  p99[$key]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  cpu[$key]=$(awk -v t="$(($(cpu_ticks "$pid") - before))" -v r="$requests" -v hz="$ticks_per_s" \
+    'BEGIN { printf "%.0f", t * 1e6 / hz / r }')
+  local errors
+  errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | tr '\n' ' ' || true)
+  printf '  %-9s %-12s round %d: %7s req/s  p50 %6s ms  p99 %6s ms  %5s us CPU/review  %s\n' \
+    "$server" "$case" "$round" "${rps[$key]}" "${p50[$key]}" "${p99[$key]}" "${cpu[$key]}" "$errors"
 }
 
-run() { # name body-file [connection-header]
-  local name=$1 out
-  out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$(script "$2" "${3:-}")" \
-    "https://localhost:$port/mutate" 2>&1)
-  local rps p50 p99 errors
-  rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
-  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-  errors=$(grep -E 'Non-2xx|Socket errors' <<<"$out" || true)
-  printf '%-28s %10s req/s   p50 %-8s p99 %-8s %s\n' "$name" "$rps" "$p50" "$p99" "$errors"
-  eval "rps_${name//-/_}=$rps"
-}
+echo "wrk: $threads thread(s), $connections keep-alive HTTPS/1.1 connections, $duration per run," \
+  "$rounds round(s), $(nproc) cores"
+echo "reviews: unannotated $(wc -c <"$work/unannotated.json") B, annotated" \
+  "$(wc -c <"$work/annotated.json") B, large $(wc -c <"$work/large.json") B;" \
+  "baseline allocator: ${baseline_features:-system}"
+for case in unannotated annotated large; do
+  if [ "$case" = large ]; then
+    hwm_small[ours]=$(kib "$ours_pid" VmHWM); hwm_small[baseline]=$(kib "$baseline_pid" VmHWM)
+  fi
+  check_case "$case"
+  for round in $(seq 1 "$rounds"); do
+    if ((round % 2)); then run ours "$case" "$round"; run baseline "$case" "$round"
+    else run baseline "$case" "$round"; run ours "$case" "$round"; fi
+  done
+done
+hwm[ours]=$(kib "$ours_pid" VmHWM); hwm[baseline]=$(kib "$baseline_pid" VmHWM)
+sleep 2
+after[ours]=$(kib "$ours_pid" VmRSS); after[baseline]=$(kib "$baseline_pid" VmRSS)
 
-echo "wrk: $threads thread(s), $connections connections, $duration per run, $(nproc) cores"
-echo "review sizes: annotated $(wc -c <examples/review.json) B, unannotated $(wc -c <examples/review-unannotated.json) B"
-run unannotated examples/review-unannotated.json
-run annotated examples/review.json
-run annotated-no-keepalive examples/review.json close
-peak_rss=$(rss_kib VmHWM)
-ratio=$(awk -v a="$rps_annotated" -v u="$rps_unannotated" 'BEGIN { printf "%.2f", a / u }')
-echo "annotated / unannotated throughput: ${ratio}x"
-echo "server RSS: idle $((idle_rss / 1024)) MiB, peak $((peak_rss / 1024)) MiB"
+# Means over the rounds; p99 is the worst round's.
+mean() { # map-name server case
+  local -n m=$1; local sum=0 r
+  for r in $(seq 1 "$rounds"); do sum=$(awk -v a="$sum" -v b="${m[$2,$3,$r]}" 'BEGIN { print a + b }'); done
+  awk -v s="$sum" -v n="$rounds" 'BEGIN { printf "%.0f", s / n }'
+}
+worst() { # map-name server case
+  local -n m=$1; local w=0 r
+  for r in $(seq 1 "$rounds"); do w=$(awk -v a="$w" -v b="${m[$2,$3,$r]}" 'BEGIN { print (b > a ? b : a) }'); done
+  echo "$w"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+echo
+echo "| review | init-injector req/s | p99 ms | CPU us | baseline req/s | p99 ms | CPU us | throughput ratio | CPU ratio |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+declare -A m
+for case in unannotated annotated large; do
+  for s in ours baseline; do
+    m[$s,$case]=$(mean rps "$s" "$case"); m[$s,$case,p99]=$(worst p99 "$s" "$case")
+    m[$s,$case,cpu]=$(mean cpu "$s" "$case")
+  done
+  echo "| $case | ${m[ours,$case]} | ${m[ours,$case,p99]} | ${m[ours,$case,cpu]} |" \
+    "${m[baseline,$case]} | ${m[baseline,$case,p99]} | ${m[baseline,$case,cpu]} |" \
+    "$(ratio "${m[ours,$case]}" "${m[baseline,$case]}")x |" \
+    "$(ratio "${m[ours,$case,cpu]}" "${m[baseline,$case,cpu]}")x |"
+done
+echo
+echo "| RSS MiB | idle | peak after small reviews | peak over the run | after the run |"
+echo "| --- | --- | --- | --- | --- |"
+for s in ours baseline; do
+  name=$s; [ "$s" = ours ] && name=init-injector
+  echo "| $name | $(mib "${idle[$s]}") | $(mib "${hwm_small[$s]}") | $(mib "${hwm[$s]}") | $(mib "${after[$s]}") |"
+done
+echo
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
+  ok = (op == ">=") ? v >= t : v <= t; printf "%s (target %s %s)", (ok ? "met" : "not met"), op, t }'; }
+a_b=$(ratio "${m[ours,annotated]}" "${m[baseline,annotated]}")
+a_u=$(ratio "${m[ours,annotated]}" "${m[ours,unannotated]}")
+l_b=$(ratio "${m[ours,large]}" "${m[baseline,large]}")
+l_p99=$(ratio "${m[ours,large,p99]}" "${m[baseline,large,p99]}")
+rss_diff=$(awk -v a="${hwm[ours]}" -v b="${hwm[baseline]}" 'BEGIN { printf "%+.1f", (a - b) / 1024 }')
+echo "annotated / baseline annotated:    ${a_b}x  $(verdict "$a_b" 1.2 '>=')"
+echo "annotated / our unannotated:       ${a_u}x  $(verdict "$a_u" 0.8 '>=')"
+echo "large / baseline large:            ${l_b}x  $(verdict "$l_b" 1.5 '>=')"
+echo "large p99 / baseline large p99:    ${l_p99}x  $(verdict "$l_p99" 1.0 '<=')"
+echo "peak RSS - baseline peak RSS:      ${rss_diff} MiB  $(verdict "$rss_diff" 4 '<=')"

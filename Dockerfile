@@ -8,6 +8,10 @@
 # The tag is the crate version: the engine's default --wait-image is
 # ghcr.io/init-injector/init-injector:<version of the running binary>, so a webhook
 # injects wait steps from its own release.
+#
+# Without Docker, image/build-oci.sh makes the same image (binary path, user 65532, no
+# shell, entrypoint and command) from target/release/init-injector as an OCI archive,
+# for `ctr images import` or `skopeo copy oci-archive:...`; the end-to-end node runs it.
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \

@@ -1,0 +1,988 @@
+//! Injected init containers running for real, on the node that `tests/e2e/run.sh` starts
+//! inside its network namespace: a kubelet with containerd and runc, the CNI bridge,
+//! kube-scheduler and CoreDNS (see `tests/e2e/README.md`). The wait steps run the image
+//! that `image/build-oci.sh` makes from the release binary, under the engine's default
+//! wait image name; the apps and run steps run Debian's static busybox.
+//!
+//! Each test runs its own `init-injector serve` on 127.0.0.1, registered by URL for its
+//! own namespace, and checks what the pod actually did: the init containers' start and
+//! finish times and exit codes from the pod's status, what the app container printed
+//! (read through the API server's pods/log, which asks the kubelet), a failed wait's
+//! termination message.
+#![cfg(feature = "e2e")]
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, WebhookClientConfig,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, ObjectMeta, PostParams};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+mod common;
+use common::{generate, init_names, logged_addr, serve_command};
+
+const LABEL: &str = "init-injector-e2e-node";
+/// The test pods' image: Debian's static busybox, user 65532 (tests/e2e/images.sh).
+const BUSYBOX: &str = "docker.io/local/busybox:e2e";
+/// The node's NoSchedule taint: pods of the other e2e tests stay off the node.
+const NODE_TAINT: &str = "init-injector.e2e/node";
+
+async fn client() -> Client {
+    Client::try_default()
+        .await
+        .expect("KUBECONFIG points at the e2e cluster (run tests/e2e/run.sh)")
+}
+
+/// The network namespace's private address: the node's IP, where CoreDNS answers and
+/// where these tests run the servers that pods wait for.
+fn host_ip() -> IpAddr {
+    std::env::var("INIT_INJECTOR_E2E_HOST_IP")
+        .expect("INIT_INJECTOR_E2E_HOST_IP is set by tests/e2e/run.sh")
+        .parse()
+        .expect("INIT_INJECTOR_E2E_HOST_IP is an IP address")
+}
+
+fn logs_dir() -> PathBuf {
+    std::env::var_os("INIT_INJECTOR_E2E_LOGS")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// The last `lines` lines of a component's log in the logs directory.
+fn log_tail(name: &str, lines: usize) -> String {
+    let text = std::fs::read_to_string(logs_dir().join(name)).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A `serve` process on 127.0.0.1 (the API server runs in the same namespace), with the
+/// engine's defaults: the wait image is the one run.sh imported into containerd.
+struct Webhook {
+    child: Child,
+    addr: SocketAddr,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Webhook {
+    fn start(name: &str) -> Webhook {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = generate();
+        init_injector::certs::write(&generated, dir.path()).unwrap();
+        let log_path = logs_dir().join(format!("webhook-node-{name}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = serve_command()
+            .arg("--tls-cert")
+            .arg(dir.path().join("tls.crt"))
+            .arg("--tls-key")
+            .arg(dir.path().join("tls.key"))
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(logged_addr) {
+                break addr;
+            }
+            assert!(Instant::now() < deadline, "serve did not start: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Webhook {
+            child,
+            addr,
+            ca_pem: generated.ca_cert_pem,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh namespace labelled for this test (plus `labels`), with its `default`
+/// ServiceAccount, and `webhook` registered for it; returns once the API server calls it.
+async fn namespace(client: &Client, name: &str, labels: &[(&str, &str)], webhook: &Webhook) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let mut all_labels = BTreeMap::from([(LABEL.to_owned(), name.to_owned())]);
+    all_labels.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(all_labels),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accounts.get_opt("default").await.unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no default ServiceAccount in {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let config = MutatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(format!("node-{name}")),
+            ..Default::default()
+        },
+        webhooks: Some(vec![MutatingWebhook {
+            name: format!("{name}.init-injector.e2e"),
+            admission_review_versions: vec!["v1".into()],
+            side_effects: "None".into(),
+            client_config: WebhookClientConfig {
+                url: Some(format!("https://{}/mutate", webhook.addr)),
+                ca_bundle: Some(ByteString(webhook.ca_pem.as_bytes().to_vec())),
+                ..Default::default()
+            },
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec!["".into()]),
+                api_versions: Some(vec!["v1".into()]),
+                operations: Some(vec!["CREATE".into()]),
+                resources: Some(vec!["pods".into()]),
+                scope: Some("Namespaced".into()),
+            }]),
+            failure_policy: Some("Fail".into()),
+            reinvocation_policy: Some("IfNeeded".into()),
+            timeout_seconds: Some(5),
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(LABEL.to_owned(), name.to_owned())])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+    };
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    configs
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap();
+
+    // Registration reaches the API server's webhook cache a moment after the create.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), name);
+    let probe = pod(
+        "probe",
+        json!({"init.example/wait-for": "probe:1"}),
+        json!({"containers": [app("sleep 1")]}),
+    );
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = pods.create(&dry, &probe).await;
+        if created.is_ok_and(|pod| init_names(&pod).contains(&"wait-for-probe-1".to_owned())) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webhook never became active for {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Deletes the test's namespace and webhook configuration, without waiting.
+async fn cleanup(client: &Client, name: &str) {
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let _ = configs
+        .delete(&format!("node-{name}"), &DeleteParams::default())
+        .await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(name, &DeleteParams::default()).await;
+}
+
+/// `spec` with the toleration for the node's taint.
+fn on_node(mut spec: Value) -> Value {
+    spec["tolerations"] =
+        json!([{"key": NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}]);
+    spec
+}
+
+fn pod(name: &str, annotations: Value, spec: Value) -> Pod {
+    let spec = on_node(spec);
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}, "annotations": annotations},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// The Pod Security "restricted" securityContext, read-only root filesystem included.
+fn restricted() -> Value {
+    json!({"runAsNonRoot": true, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+           "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
+}
+
+/// An app container running `script` in busybox's shell.
+fn app(script: &str) -> Value {
+    json!({"name": "app", "image": BUSYBOX, "imagePullPolicy": "Never",
+           "command": ["sh", "-c", script], "securityContext": restricted()})
+}
+
+/// Everything worth knowing when a pod did not do what a test expected.
+async fn diagnose(client: &Client, ns: &str, name: &str) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let status = match pods.get_opt(name).await {
+        Ok(Some(pod)) => serde_json::to_string_pretty(&pod.status).unwrap(),
+        other => format!("{other:?}"),
+    };
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let events = events
+        .list(&ListParams::default())
+        .await
+        .map(|list| {
+            list.items
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {}: {}",
+                        e.involved_object.name.as_deref().unwrap_or(""),
+                        e.reason.as_deref().unwrap_or(""),
+                        e.message.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    format!(
+        "pod {ns}/{name} status:\n{status}\nevents in {ns}:\n{events}\n\
+         ---- kubelet.log (tail)\n{}\n---- containerd.log (tail)\n{}",
+        log_tail("kubelet.log", 30),
+        log_tail("containerd.log", 15)
+    )
+}
+
+/// Polls pod `name` until `done` holds, failing after `limit` with the pod's status,
+/// the namespace's events and the node's log tails.
+async fn wait_for_pod(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&Pod) -> bool,
+) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(pod) = pods.get_opt(name).await.unwrap()
+            && done(&pod)
+        {
+            return pod;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{what}: not within {limit:?}\n{}",
+                diagnose(client, ns, name).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+fn init_statuses(pod: &Pod) -> Vec<ContainerStatus> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.clone())
+        .unwrap_or_default()
+}
+
+fn app_status(pod: &Pod) -> Option<ContainerStatus> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|all| all.iter().find(|c| c.name == "app").cloned())
+}
+
+fn is_running(status: &ContainerStatus) -> bool {
+    status.state.as_ref().is_some_and(|s| s.running.is_some())
+}
+
+/// (started, finished, exit code) of a terminated container, times in Unix seconds.
+fn terminated(status: &ContainerStatus) -> Option<(i64, i64, i32)> {
+    let t = status.state.as_ref()?.terminated.as_ref()?;
+    Some((
+        t.started_at.as_ref()?.0.as_second(),
+        t.finished_at.as_ref()?.0.as_second(),
+        t.exit_code,
+    ))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn container_log(client: &Client, ns: &str, pod: &str, container: &str) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.logs(
+        pod,
+        &LogParams {
+            container: Some(container.to_owned()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("logs of {ns}/{pod}/{container}: {e}"))
+}
+
+/// A port on the host IP that nothing listens on yet.
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind((host_ip(), 0)).await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A TCP server on the host IP that accepts and closes connections; counts them.
+async fn tcp_server(port: u16) -> (tokio::task::JoinHandle<()>, Arc<Mutex<u32>>) {
+    let listener = TcpListener::bind((host_ip(), port)).await.unwrap();
+    let count = Arc::new(Mutex::new(0));
+    let seen = count.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            *seen.lock().unwrap() += 1;
+            drop(stream);
+        }
+    });
+    (task, count)
+}
+
+/// An HTTP server on the host IP answering 200 to everything; records request lines.
+async fn http_server(port: u16) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind((host_ip(), port)).await.unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut len = 0;
+                while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[len..]))
+                        .await
+                    {
+                        Ok(Ok(n)) if n > 0 => len += n,
+                        _ => return,
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf[..len]);
+                seen.lock()
+                    .unwrap()
+                    .push(text.lines().next().unwrap_or("").to_owned());
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (task, requests)
+}
+
+/// Issue 9, test 1: the seed pipeline. Two waits whose servers come up late (TCP first,
+/// HTTP later), two run steps sharing an emptyDir, an app that reads what they wrote.
+#[tokio::test]
+async fn the_seed_pipeline_runs_in_order_once_its_dependencies_answer() {
+    let client = client().await;
+    let ns = "e2e-node-seed";
+    let webhook = Webhook::start("seed");
+    namespace(&client, ns, &[], &webhook).await;
+
+    let ip = host_ip();
+    let tcp_port = free_port().await;
+    let http_port = free_port().await;
+    let annotations = json!({
+        "init.example/wait-for": format!("{ip}:{tcp_port},http://{ip}:{http_port}/healthz"),
+        "init.example/wait-interval": "1s",
+        "init.example/wait-timeout": "3m",
+        "init.example/run.01-migrate":
+            "sh -c 'echo \"migrated for $APP_ENV by uid $(id -u)\" > /shared/migrated'",
+        "init.example/run.02-seed": "sh -c 'cat /shared/migrated > /shared/seeded && echo seeded >> /shared/seeded'",
+        "init.example/volumes": "shared:/shared",
+    });
+    let mut app = app("echo app read:; cat /shared/seeded; exec sleep 3600");
+    app["env"] = json!([{"name": "APP_ENV", "value": "production-e2e"}]);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &pod("web", annotations, json!({"containers": [app]})),
+        )
+        .await
+        .unwrap();
+    let names = init_names(&created);
+    assert_eq!(
+        names,
+        [
+            format!("wait-for-{}-{tcp_port}", ip.to_string().replace('.', "-")),
+            format!(
+                "wait-for-http-{}-{http_port}-healthz",
+                ip.to_string().replace('.', "-")
+            ),
+            "01-migrate".to_owned(),
+            "02-seed".to_owned(),
+        ],
+        "the injected steps, in the order they must run"
+    );
+
+    // Nothing answers yet: the first wait step runs and keeps the pod from starting.
+    let waiting = wait_for_pod(
+        &client,
+        ns,
+        "web",
+        Duration::from_secs(90),
+        "the first wait step running",
+        |p| init_statuses(p).first().is_some_and(is_running),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let still = pods.get("web").await.unwrap();
+    assert_eq!(phase(&still), "Pending", "{:?}", still.status);
+    assert!(
+        init_statuses(&still).first().is_some_and(is_running),
+        "the TCP wait step gave up or passed with nothing listening: {:?}",
+        still.status
+    );
+    assert!(
+        app_status(&waiting).is_none_or(|s| s.started != Some(true)),
+        "the app started before its dependencies"
+    );
+
+    // The TCP server comes up: the first wait passes, the second (HTTP) keeps waiting.
+    let tcp_up = unix_now();
+    let (_tcp, tcp_connections) = tcp_server(tcp_port).await;
+    let second = wait_for_pod(
+        &client,
+        ns,
+        "web",
+        Duration::from_secs(60),
+        "the TCP wait step done and the HTTP one running",
+        |p| {
+            let s = init_statuses(p);
+            s.len() == 4 && terminated(&s[0]).is_some() && is_running(&s[1])
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = pods.get("web").await.unwrap();
+    assert_eq!(phase(&still), "Pending", "{:?}", still.status);
+    assert!(
+        is_running(&init_statuses(&still)[1]),
+        "the HTTP wait step should still be waiting: {:?}",
+        still.status
+    );
+
+    let http_up = unix_now();
+    let (_http, http_requests) = http_server(http_port).await;
+    let running = wait_for_pod(
+        &client,
+        ns,
+        "web",
+        Duration::from_secs(90),
+        "the pod Running",
+        |p| phase(p) == "Running" && app_status(p).is_some_and(|s| is_running(&s)),
+    )
+    .await;
+
+    let statuses = init_statuses(&running);
+    let observed: Vec<&str> = statuses.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(observed, names, "status order is spec order");
+    let times: Vec<(i64, i64, i32)> = statuses
+        .iter()
+        .map(|s| terminated(s).unwrap_or_else(|| panic!("{} not terminated: {s:?}", s.name)))
+        .collect();
+    for (status, (_, _, code)) in statuses.iter().zip(&times) {
+        assert_eq!(*code, 0, "{} exited {code}", status.name);
+    }
+    for pair in times.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "a step started before the one before it finished: {times:?}"
+        );
+    }
+    assert!(
+        times[0].1 >= tcp_up,
+        "the TCP wait finished at {} before the server came up at {tcp_up}",
+        times[0].1
+    );
+    assert!(
+        times[1].1 >= http_up,
+        "the HTTP wait finished at {} before the server came up at {http_up}",
+        times[1].1
+    );
+    assert!(
+        terminated(&init_statuses(&second)[0]).is_some_and(|t| t.1 >= tcp_up),
+        "the TCP wait passed before its server was up"
+    );
+    let app_started = app_status(&running)
+        .and_then(|s| s.state?.running?.started_at)
+        .map(|t| t.0.as_second())
+        .expect("app start time");
+    assert!(
+        app_started >= times[3].1,
+        "the app started before 02-seed finished"
+    );
+    assert!(*tcp_connections.lock().unwrap() >= 1);
+    assert!(
+        http_requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.starts_with("GET /healthz ")),
+        "the HTTP wait never asked for /healthz: {:?}",
+        http_requests.lock().unwrap()
+    );
+
+    // The app read what 01-migrate wrote (with the app's env, as the image's user),
+    // through 02-seed, from the shared emptyDir.
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log.contains("seeded") && Instant::now() < deadline {
+        log = container_log(&client, ns, "web", "app").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "app read:",
+            "migrated for production-e2e by uid 65532",
+            "seeded"
+        ],
+        "the app's output"
+    );
+    let wait_log = container_log(&client, ns, "web", &names[0]).await;
+    assert!(
+        wait_log.contains("ready after"),
+        "the TCP wait step's log: {wait_log}"
+    );
+    cleanup(&client, ns).await;
+}
+
+/// Issue 9, test 2: a wait that never becomes ready fails after its timeout with the
+/// reason as its termination message, and the app container never starts.
+#[tokio::test]
+async fn a_wait_that_never_answers_fails_with_its_reason_and_the_app_never_starts() {
+    let client = client().await;
+    let ns = "e2e-node-timeout";
+    let webhook = Webhook::start("timeout");
+    namespace(&client, ns, &[], &webhook).await;
+
+    let ip = host_ip();
+    let port = free_port().await;
+    let target = format!("{ip}:{port}");
+    let annotations = json!({
+        "init.example/wait-for": target,
+        "init.example/wait-timeout": "4s",
+        "init.example/wait-interval": "1s",
+    });
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "never",
+            annotations,
+            json!({"containers": [app("echo the app ran; exec sleep 3600")]}),
+        ),
+    )
+    .await
+    .unwrap();
+
+    let failed = wait_for_pod(
+        &client,
+        ns,
+        "never",
+        Duration::from_secs(120),
+        "the wait step terminated with a failure",
+        |p| {
+            init_statuses(p).first().is_some_and(|s| {
+                s.last_state
+                    .as_ref()
+                    .and_then(|l| l.terminated.as_ref())
+                    .is_some()
+            })
+        },
+    )
+    .await;
+    let status = &init_statuses(&failed)[0];
+    let last = status
+        .last_state
+        .as_ref()
+        .and_then(|l| l.terminated.as_ref())
+        .unwrap();
+    assert_ne!(last.exit_code, 0, "{last:?}");
+    let message = last.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("[1/1] wait-for {target}: gave up after")),
+        "termination message: {message:?}"
+    );
+    assert!(
+        message.contains("last error"),
+        "termination message: {message:?}"
+    );
+    let ran_for = last.finished_at.as_ref().unwrap().0.as_second()
+        - last.started_at.as_ref().unwrap().0.as_second();
+    assert!(
+        (3..=30).contains(&ran_for),
+        "the wait step ran {ran_for}s for a 4s timeout"
+    );
+    assert!(status.restart_count >= 1, "{status:?}");
+
+    assert_eq!(phase(&failed), "Pending");
+    let app = app_status(&failed).expect("the app's status");
+    assert_ne!(app.started, Some(true));
+    assert_eq!(
+        app.state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref()),
+        Some("PodInitializing"),
+        "{app:?}"
+    );
+    assert!(
+        app.last_state
+            .as_ref()
+            .is_none_or(|l| l.terminated.is_none())
+    );
+    cleanup(&client, ns).await;
+}
+
+/// Issue 9, test 3: under Pod Security "restricted", the injected pod is admitted and
+/// runs: every container non-root, read-only root filesystem, no capabilities.
+#[tokio::test]
+async fn a_restricted_namespace_runs_the_injected_pod() {
+    let client = client().await;
+    let ns = "e2e-node-restricted";
+    let webhook = Webhook::start("restricted");
+    namespace(
+        &client,
+        ns,
+        &[
+            ("pod-security.kubernetes.io/enforce", "restricted"),
+            ("pod-security.kubernetes.io/enforce-version", "latest"),
+        ],
+        &webhook,
+    )
+    .await;
+
+    let ip = host_ip();
+    let port = free_port().await;
+    let (_server, _) = tcp_server(port).await;
+    let annotations = json!({
+        "init.example/wait-for": format!("{ip}:{port}"),
+        "init.example/run.inspect": "sh -c 'id -u > /out/uid; grep CapEff /proc/self/status > /out/caps; touch /root-write 2> /out/root-write || true'",
+        "init.example/volumes": "out:/out",
+    });
+    let script =
+        "cat /out/uid /out/caps /out/root-write; id -u; touch /app-write 2>&1; exec sleep 3600";
+    let spec = json!({
+        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [app(script)],
+    });
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let created = pods
+        .create(&PostParams::default(), &pod("locked", annotations, spec))
+        .await
+        .expect("the restricted namespace admits the injected pod");
+    assert_eq!(init_names(&created).len(), 2, "{:?}", init_names(&created));
+    for container in created
+        .spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .iter()
+        .flatten()
+    {
+        let sc = container.security_context.as_ref().unwrap();
+        assert_eq!(
+            sc.read_only_root_filesystem,
+            Some(true),
+            "{}",
+            container.name
+        );
+        assert_eq!(
+            sc.allow_privilege_escalation,
+            Some(false),
+            "{}",
+            container.name
+        );
+    }
+
+    let running = wait_for_pod(
+        &client,
+        ns,
+        "locked",
+        Duration::from_secs(90),
+        "the restricted pod Running",
+        |p| phase(p) == "Running",
+    )
+    .await;
+    for status in init_statuses(&running) {
+        assert_eq!(terminated(&status).map(|t| t.2), Some(0), "{status:?}");
+    }
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log.lines().count() < 5 && Instant::now() < deadline {
+        log = container_log(&client, ns, "locked", "app").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 5, "the app's output: {log}");
+    assert_eq!(lines[0], "65532", "the run step's uid");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["CapEff:", "0000000000000000"],
+        "the run step's effective capabilities"
+    );
+    assert!(
+        lines[2].contains("Read-only file system"),
+        "the run step could write to its root filesystem: {log}"
+    );
+    assert_eq!(lines[3], "65532", "the app's uid");
+    assert!(
+        lines[4].contains("Read-only file system"),
+        "the app could write to its root filesystem: {log}"
+    );
+    cleanup(&client, ns).await;
+}
+
+/// Issue 9, test 4: a Service name as the wait target, both short and fully qualified,
+/// resolved by the cluster's DNS (CoreDNS, the kubelet's clusterDNS). The Service is
+/// headless: its name resolves to the pod's address, which needs no kube-proxy.
+#[tokio::test]
+async fn a_service_name_is_resolved_by_cluster_dns_and_waited_for() {
+    let client = client().await;
+    let ns = "e2e-node-dns";
+    let webhook = Webhook::start("dns");
+    namespace(&client, ns, &[], &webhook).await;
+
+    let fqdn = format!("db.{ns}.svc.cluster.local");
+    let annotations = json!({
+        "init.example/wait-for": format!("db:5432,{fqdn}:5432"),
+        "init.example/wait-interval": "1s",
+        "init.example/wait-timeout": "3m",
+    });
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "client",
+            annotations,
+            json!({"containers": [app("echo started; exec sleep 3600")]}),
+        ),
+    )
+    .await
+    .unwrap();
+    // No such name yet: the first wait step keeps failing to resolve it.
+    wait_for_pod(
+        &client,
+        ns,
+        "client",
+        Duration::from_secs(90),
+        "the first wait step running",
+        |p| init_statuses(p).first().is_some_and(is_running),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The database: a busybox httpd on 5432 behind a headless Service.
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let service: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "db"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"},
+                 "ports": [{"name": "postgres", "port": 5432}]},
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "db",
+            json!({}),
+            json!({"containers": [app("exec httpd -f -p 5432 -h /")]}),
+        ),
+    )
+    .await
+    .unwrap();
+
+    let running = wait_for_pod(
+        &client,
+        ns,
+        "client",
+        Duration::from_secs(120),
+        "the client pod Running",
+        |p| phase(p) == "Running",
+    )
+    .await;
+    let statuses = init_statuses(&running);
+    assert_eq!(
+        statuses.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        [
+            "wait-for-db-5432",
+            "wait-for-db-e2e-node-dns-svc-cluster-local-5432"
+        ]
+    );
+    for status in &statuses {
+        assert_eq!(terminated(status).map(|t| t.2), Some(0), "{status:?}");
+    }
+    let short = container_log(&client, ns, "client", "wait-for-db-5432").await;
+    assert!(short.contains("attempt 1 failed"), "{short}");
+    assert!(short.contains("ready after"), "{short}");
+    let long = container_log(
+        &client,
+        ns,
+        "client",
+        "wait-for-db-e2e-node-dns-svc-cluster-local-5432",
+    )
+    .await;
+    assert!(long.contains("ready after"), "{long}");
+
+    // The names were answered by CoreDNS (its `log` plugin records every query).
+    let dns_log = std::fs::read_to_string(logs_dir().join("coredns.log")).unwrap_or_default();
+    assert!(
+        dns_log.contains(&format!("\"A IN {fqdn}. ")) && dns_log.contains("NOERROR"),
+        "CoreDNS never answered {fqdn}:\n{}",
+        log_tail("coredns.log", 20)
+    );
+    cleanup(&client, ns).await;
+}
+
+/// Issue 9, test 5: a Deployment of two replicas: both pods injected and Running.
+#[tokio::test]
+async fn both_replicas_of_a_deployment_are_injected_and_run() {
+    let client = client().await;
+    let ns = "e2e-node-deploy";
+    let webhook = Webhook::start("deploy");
+    namespace(&client, ns, &[], &webhook).await;
+
+    let ip = host_ip();
+    let port = free_port().await;
+    let (_server, connections) = tcp_server(port).await;
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}, "annotations": {
+                    "init.example/wait-for": format!("{ip}:{port}"),
+                    "init.example/run.prepare": "sh -c 'hostname > /shared/prepared-by'",
+                    "init.example/volumes": "shared:/shared",
+                }},
+                "spec": on_node(json!({"containers": [app("echo prepared by $(cat /shared/prepared-by); exec sleep 3600")]})),
+            },
+        },
+    }))
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let running = loop {
+        let list = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap();
+        let running: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter(|p| phase(p) == "Running" && p.metadata.deletion_timestamp.is_none())
+            .collect();
+        if running.len() == 2 {
+            break running;
+        }
+        if Instant::now() >= deadline {
+            let names: Vec<String> = pods
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            let mut report = String::new();
+            for name in &names {
+                report.push_str(&diagnose(&client, ns, name).await);
+            }
+            panic!("2 Running replicas: not within 120s (pods: {names:?})\n{report}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    for pod in &running {
+        let name = pod.metadata.name.clone().unwrap();
+        assert_eq!(
+            init_names(pod),
+            [
+                format!("wait-for-{}-{port}", ip.to_string().replace('.', "-")),
+                "prepare".to_owned()
+            ],
+            "{name}"
+        );
+        for status in init_statuses(pod) {
+            assert_eq!(
+                terminated(&status).map(|t| t.2),
+                Some(0),
+                "{name}: {status:?}"
+            );
+        }
+        let mut log = String::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while log.is_empty() && Instant::now() < deadline {
+            log = container_log(&client, ns, &name, "app").await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(log.trim(), format!("prepared by {name}"), "{name}'s app");
+    }
+    assert!(
+        *connections.lock().unwrap() >= 2,
+        "each replica's wait step connected"
+    );
+    cleanup(&client, ns).await;
+}

@@ -12,61 +12,30 @@
 #![cfg(feature = "e2e")]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::process::Child;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, WebhookClientConfig,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ContainerStatus, Event, Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, LogParams, ObjectMeta, PostParams};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use serde_json::json;
 
 mod common;
+use common::node::{
+    app, app_status, client, container_log, diagnose, free_port, host_ip, http_server,
+    init_statuses, is_running, log_tail, logs_dir, on_node, phase, pod, tcp_server, terminated,
+    unix_now, wait_for_pod,
+};
 use common::{generate, init_names, logged_addr, serve_command};
 
 const LABEL: &str = "init-injector-e2e-node";
-/// The test pods' image: Debian's static busybox, user 65532 (tests/e2e/images.sh).
-const BUSYBOX: &str = "docker.io/local/busybox:e2e";
-/// The node's NoSchedule taint: pods of the other e2e tests stay off the node.
-const NODE_TAINT: &str = "init-injector.e2e/node";
-
-async fn client() -> Client {
-    Client::try_default()
-        .await
-        .expect("KUBECONFIG points at the e2e cluster (run tests/e2e/run.sh)")
-}
-
-/// The network namespace's private address: the node's IP, where CoreDNS answers and
-/// where these tests run the servers that pods wait for.
-fn host_ip() -> IpAddr {
-    std::env::var("INIT_INJECTOR_E2E_HOST_IP")
-        .expect("INIT_INJECTOR_E2E_HOST_IP is set by tests/e2e/run.sh")
-        .parse()
-        .expect("INIT_INJECTOR_E2E_HOST_IP is an IP address")
-}
-
-fn logs_dir() -> PathBuf {
-    std::env::var_os("INIT_INJECTOR_E2E_LOGS")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-}
-
-/// The last `lines` lines of a component's log in the logs directory.
-fn log_tail(name: &str, lines: usize) -> String {
-    let text = std::fs::read_to_string(logs_dir().join(name)).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
 
 /// A `serve` process on 127.0.0.1 (the API server runs in the same namespace), with the
 /// engine's defaults: the wait image is the one run.sh imported into containerd.
@@ -215,206 +184,6 @@ async fn cleanup(client: &Client, name: &str) {
         .await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let _ = namespaces.delete(name, &DeleteParams::default()).await;
-}
-
-/// `spec` with the toleration for the node's taint.
-fn on_node(mut spec: Value) -> Value {
-    spec["tolerations"] =
-        json!([{"key": NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}]);
-    spec
-}
-
-fn pod(name: &str, annotations: Value, spec: Value) -> Pod {
-    let spec = on_node(spec);
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}, "annotations": annotations},
-        "spec": spec,
-    }))
-    .unwrap()
-}
-
-/// The Pod Security "restricted" securityContext, read-only root filesystem included.
-fn restricted() -> Value {
-    json!({"runAsNonRoot": true, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-           "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}})
-}
-
-/// An app container running `script` in busybox's shell.
-fn app(script: &str) -> Value {
-    json!({"name": "app", "image": BUSYBOX, "imagePullPolicy": "Never",
-           "command": ["sh", "-c", script], "securityContext": restricted()})
-}
-
-/// Everything worth knowing when a pod did not do what a test expected.
-async fn diagnose(client: &Client, ns: &str, name: &str) -> String {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let status = match pods.get_opt(name).await {
-        Ok(Some(pod)) => serde_json::to_string_pretty(&pod.status).unwrap(),
-        other => format!("{other:?}"),
-    };
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    let events = events
-        .list(&ListParams::default())
-        .await
-        .map(|list| {
-            list.items
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{} {}: {}",
-                        e.involved_object.name.as_deref().unwrap_or(""),
-                        e.reason.as_deref().unwrap_or(""),
-                        e.message.as_deref().unwrap_or("")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
-    format!(
-        "pod {ns}/{name} status:\n{status}\nevents in {ns}:\n{events}\n\
-         ---- kubelet.log (tail)\n{}\n---- containerd.log (tail)\n{}",
-        log_tail("kubelet.log", 30),
-        log_tail("containerd.log", 15)
-    )
-}
-
-/// Polls pod `name` until `done` holds, failing after `limit` with the pod's status,
-/// the namespace's events and the node's log tails.
-async fn wait_for_pod(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    limit: Duration,
-    what: &str,
-    done: impl Fn(&Pod) -> bool,
-) -> Pod {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(pod) = pods.get_opt(name).await.unwrap()
-            && done(&pod)
-        {
-            return pod;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{what}: not within {limit:?}\n{}",
-                diagnose(client, ns, name).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
-fn init_statuses(pod: &Pod) -> Vec<ContainerStatus> {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.init_container_statuses.clone())
-        .unwrap_or_default()
-}
-
-fn app_status(pod: &Pod) -> Option<ContainerStatus> {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|all| all.iter().find(|c| c.name == "app").cloned())
-}
-
-fn is_running(status: &ContainerStatus) -> bool {
-    status.state.as_ref().is_some_and(|s| s.running.is_some())
-}
-
-/// (started, finished, exit code) of a terminated container, times in Unix seconds.
-fn terminated(status: &ContainerStatus) -> Option<(i64, i64, i32)> {
-    let t = status.state.as_ref()?.terminated.as_ref()?;
-    Some((
-        t.started_at.as_ref()?.0.as_second(),
-        t.finished_at.as_ref()?.0.as_second(),
-        t.exit_code,
-    ))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-async fn container_log(client: &Client, ns: &str, pod: &str, container: &str) -> String {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    pods.logs(
-        pod,
-        &LogParams {
-            container: Some(container.to_owned()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("logs of {ns}/{pod}/{container}: {e}"))
-}
-
-/// A port on the host IP that nothing listens on yet.
-async fn free_port() -> u16 {
-    let listener = TcpListener::bind((host_ip(), 0)).await.unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A TCP server on the host IP that accepts and closes connections; counts them.
-async fn tcp_server(port: u16) -> (tokio::task::JoinHandle<()>, Arc<Mutex<u32>>) {
-    let listener = TcpListener::bind((host_ip(), port)).await.unwrap();
-    let count = Arc::new(Mutex::new(0));
-    let seen = count.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            *seen.lock().unwrap() += 1;
-            drop(stream);
-        }
-    });
-    (task, count)
-}
-
-/// An HTTP server on the host IP answering 200 to everything; records request lines.
-async fn http_server(port: u16) -> (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind((host_ip(), port)).await.unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let seen = requests.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut len = 0;
-                while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf[len..]))
-                        .await
-                    {
-                        Ok(Ok(n)) if n > 0 => len += n,
-                        _ => return,
-                    }
-                }
-                let text = String::from_utf8_lossy(&buf[..len]);
-                seen.lock()
-                    .unwrap()
-                    .push(text.lines().next().unwrap_or("").to_owned());
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
-    (task, requests)
 }
 
 /// Issue 9, test 1: the seed pipeline. Two waits whose servers come up late (TCP first,

@@ -263,3 +263,6 @@ pub fn apply_checked(
     );
     patched
 }
+
+#[cfg(feature = "e2e")]
+pub mod node;

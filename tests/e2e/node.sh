@@ -215,8 +215,10 @@ node_stop() {
     kill "$kubelet_pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$kubelet_pid" 2>/dev/null || break; sleep 0.1; done
   fi
+  local containers=()
   if [ -n "${containerd_pid:-}" ] && kill -0 "$containerd_pid" 2>/dev/null; then
     local task
+    mapfile -t containers < <(timeout 10 ctr --address "$ctrd/containerd.sock" -n k8s.io containers ls -q 2>/dev/null)
     for task in $(timeout 10 ctr --address "$ctrd/containerd.sock" -n k8s.io tasks ls -q 2>/dev/null); do
       timeout 5 ctr --address "$ctrd/containerd.sock" -n k8s.io tasks kill -s SIGKILL "$task" >/dev/null 2>&1 || true
     done
@@ -227,6 +229,14 @@ node_stop() {
   local shim
   for shim in $(pgrep -f "containerd-shim-runc-v2 .*-address $ctrd/containerd.sock" || true); do
     kill -9 "$shim" 2>/dev/null || true
+  done
+  # runc leaves the cgroups of killed containers behind (cgroup v1, cgroupfs): empty
+  # directories named by container id.
+  local id dir
+  for id in "${containers[@]}"; do
+    for dir in /sys/fs/cgroup/*/k8s.io/"$id"; do
+      [ -d "$dir" ] && rmdir "$dir" 2>/dev/null || true
+    done
   done
   node_unmount
 }

@@ -20,8 +20,21 @@ pub fn parse_positive(text: &str) -> Result<Duration, String> {
     if duration.is_zero() {
         return Err("it is zero".to_owned());
     }
+    // The engine writes durations into the wait step's argv in whole milliseconds, and
+    // `wait` adds them to the clock: a value it cannot carry exactly, or that overflows
+    // the clock, would inject a step that cannot start.
+    if duration.subsec_nanos() % 1_000_000 != 0 {
+        return Err("it is not a whole number of milliseconds".to_owned());
+    }
+    if duration > MAX {
+        return Err(format!("it is longer than {} days", MAX.as_secs() / 86_400));
+    }
     Ok(duration)
 }
+
+/// The longest duration accepted anywhere: far beyond any sensible wait, far below
+/// what the clock can add.
+pub const MAX: Duration = Duration::from_secs(366 * 86_400);
 
 /// Writes a duration in the largest whole unit (`5m`, `90s`, `1500ms`), which
 /// [`parse_positive`] reads back to the same value.
@@ -55,6 +68,12 @@ mod tests {
             ("0s", Err("zero")),
             ("30", Err("no unit")),
             ("5 parsecs", Err("unknown time unit")),
+            ("999us", Err("not a whole number of milliseconds")),
+            ("1500us", Err("not a whole number of milliseconds")),
+            ("1ns", Err("not a whole number of milliseconds")),
+            ("366d", Ok(366 * 86_400_000)),
+            ("367d", Err("longer than 366 days")),
+            ("300000000000y", Err("longer than 366 days")),
         ];
         for (input, want) in cases {
             let got = parse_positive(input).map(|d| d.as_millis() as u64);

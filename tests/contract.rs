@@ -9,9 +9,10 @@
 //! Library entry points used: `init_injector::cli::inject::run` (the engine, as `inject`
 //! runs it), `init_injector::cli::Cli::try_parse_from` and `WaitArgs::into_config`.
 //!
-//! Known defects are pinned by the `defect_*` tests at the end, which fail today and are
-//! ignored with their reason; the properties leave exactly those values out (see
-//! [`known_defect`]) so that they guard everything else meanwhile.
+//! The values this property first found broken (a duration under a millisecond written
+//! as `0s`, one over 584 years written as an unreadable millisecond count, and ones so
+//! long that `wait` panicked adding them to the clock) are refused by both sides now;
+//! the tests at the end keep them that way.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -48,10 +49,16 @@ fn magnitude() -> impl Strategy<Value = u64> {
     ]
 }
 
+/// The units people write, for durations that are mostly in range.
+const COMMON_UNITS: &[&str] = &["ms", "s", "m", "h", "d"];
+
 fn duration_text() -> impl Strategy<Value = String> {
     let part = (magnitude(), prop::sample::select(UNITS)).prop_map(|(n, u)| format!("{n}{u}"));
+    let common =
+        (1u64..1_000, prop::sample::select(COMMON_UNITS)).prop_map(|(n, u)| format!("{n}{u}"));
     prop_oneof![
-        24 => prop::collection::vec(part, 1..4).prop_map(|parts| parts.join("")),
+        24 => prop::collection::vec(common, 1..3).prop_map(|parts| parts.join("")),
+        12 => prop::collection::vec(part, 1..4).prop_map(|parts| parts.join("")),
         1 => prop::collection::vec(
             (magnitude(), prop::sample::select(UNITS)).prop_map(|(n, u)| format!("{n}{u}")),
             2..4
@@ -248,38 +255,6 @@ fn closed_target() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-/// Durations from which `wait` panics today (see the `defect_*` tests): an `Instant`
-/// cannot be that far in the future (the monotonic clock counts seconds in an `i64`; a
-/// year of margin for the machine's uptime), and the backoff's doubling overflows.
-const PANIC_LIMIT: Duration = Duration::from_secs(i64::MAX as u64 - 31_557_600);
-
-/// The largest millisecond count that `wait`'s duration parser reads: it counts in
-/// nanoseconds, in a `u64`.
-const MAX_READABLE_MS: u128 = u64::MAX as u128 / 1_000_000;
-
-/// Which defect pinned below an injected argv falls in, if any, so the property leaves
-/// it to the `defect_*` test that names it.
-fn known_defect(argv: &[String]) -> Option<&'static str> {
-    argv.windows(2).find_map(|pair| {
-        if !matches!(pair[0].as_str(), "--timeout" | "--interval") {
-            return None;
-        }
-        let value = pair[1].as_str();
-        let millis = value
-            .strip_suffix("ms")
-            .and_then(|n| n.parse::<u128>().ok());
-        if value == "0s" {
-            Some("sub-millisecond duration written as 0s")
-        } else if millis.is_some_and(|ms| ms > MAX_READABLE_MS) {
-            Some("duration over 584 years with a sub-second part written in unreadable ms")
-        } else if humantime::parse_duration(value).is_ok_and(|d| d >= PANIC_LIMIT) {
-            Some("duration over 292 billion years, on which wait panics")
-        } else {
-            None
-        }
-    })
-}
-
 // ---------------------------------------------------------------- the properties
 
 const CASES: u32 = 512;
@@ -291,19 +266,13 @@ fn whatever_the_engine_injects_wait_accepts() {
         failure_persistence: None,
         ..Config::default()
     });
-    let counts = std::cell::Cell::new((0u32, 0u32, 0u32));
-    let defects = std::cell::RefCell::new(std::collections::BTreeMap::<&str, u32>::new());
+    let counts = std::cell::Cell::new((0u32, 0u32));
     let result = runner.run(&annotations(), |annotations| {
-        let (refused, injected, defects_seen) = counts.get();
+        let (refused, injected) = counts.get();
         match engine(&annotations)? {
-            Verdict::Refused => counts.set((refused + 1, injected, defects_seen)),
+            Verdict::Refused => counts.set((refused + 1, injected)),
             Verdict::Injected(argvs) => {
-                if let Some(defect) = argvs.iter().find_map(|argv| known_defect(argv)) {
-                    *defects.borrow_mut().entry(defect).or_default() += 1;
-                    counts.set((refused, injected, defects_seen + 1));
-                    return Ok(());
-                }
-                counts.set((refused, injected + 1, defects_seen));
+                counts.set((refused, injected + 1));
                 for argv in argvs {
                     if let Err(why) = wait_parses(&argv) {
                         return Err(TestCaseError::fail(format!(
@@ -319,11 +288,8 @@ fn whatever_the_engine_injects_wait_accepts() {
     if let Err(failure) = result {
         panic!("{failure}");
     }
-    let (refused, injected, _) = counts.get();
-    eprintln!(
-        "{refused} refused, {injected} injected, left to the defect tests: {:?}",
-        defects.borrow()
-    );
+    let (refused, injected) = counts.get();
+    eprintln!("{refused} refused, {injected} injected");
     // Not vacuous: both branches are taken, and a good share of the cases inject.
     assert!(
         injected * 4 >= CASES,
@@ -350,12 +316,6 @@ proptest! {
         ready in any::<bool>(),
     ) {
         let args = wait_args(ready, &timeout, &interval, &max_interval, &attempt, &step);
-        // The timeout counts only against a ready target: a closed one gets 300ms.
-        let timeout_used = if ready { timeout.as_str() } else { "300ms" };
-        let defect = [timeout_used, interval.as_str()].iter().any(|text| {
-            humantime::parse_duration(text.trim()).is_ok_and(|d| d >= PANIC_LIMIT)
-        });
-        prop_assume!(!defect, "a duration past the panic bound: left to the defect_* tests");
         let (code, stderr) = run_wait(&args);
         prop_assert!(!stderr.contains("panicked"), "`wait {}` panicked: {stderr}", args.join(" "));
         let parses = wait_parses(&[&["wait".to_owned()], args.as_slice()].concat()).is_ok();
@@ -437,102 +397,54 @@ fn the_generators_reach_every_branch_of_wait() {
     assert!(wait_parses(&["wait", "--timeout", "0s", "db:5432"].map(String::from)).is_err());
 }
 
-// ---------------------------------------------------------------- defects found
+// ---------------------------------------------------------------- values once broken
 
-/// The annotation `P/<key>: <value>` on a pod with one wait target: the wait argv.
-fn injected_argv(key: &str, value: &str) -> Vec<String> {
-    let annotations = [
+/// `P/<key>: <value>` on a pod with one wait target.
+fn with(key: &str, value: &str) -> [(String, String); 2] {
+    [
         (format!("{PREFIX}/wait-for"), "db:5432".to_owned()),
         (format!("{PREFIX}/{key}"), value.to_owned()),
-    ];
-    match engine(&annotations).expect("inject runs") {
-        Verdict::Refused => panic!("refused"),
-        Verdict::Injected(mut argvs) => argvs.remove(0),
-    }
+    ]
 }
 
-/// Either the engine refuses `P/<key>: <value>` naming the key, or the injected step
-/// parses in `wait`.
-fn assert_contract(key: &str, value: &str) {
-    let annotations = [
-        (format!("{PREFIX}/wait-for"), "db:5432".to_owned()),
-        (format!("{PREFIX}/{key}"), value.to_owned()),
-    ];
-    if let Verdict::Injected(argvs) = engine(&annotations).expect("inject runs") {
-        for argv in argvs {
-            if let Err(why) = wait_parses(&argv) {
-                panic!(
-                    "{key}: {value:?} injects `{}`, which wait refuses: {why}",
-                    argv.join(" ")
-                );
-            }
+#[test]
+fn durations_a_wait_step_cannot_carry_are_refused_by_the_engine_and_by_wait() {
+    // Under a millisecond: once written as `0s`. Over 584 years with a sub-second part:
+    // once an unreadable millisecond count. Past ~292 billion years: once a panic in
+    // wait (the clock, the backoff's doubling).
+    for value in [
+        "1ns",
+        "999us",
+        "1500us",
+        "585y 1ms",
+        "1msec 7014months",
+        "300000000000y",
+    ] {
+        for key in ["wait-timeout", "wait-interval"] {
+            let Verdict::Refused = engine(&with(key, value)).expect("inject runs") else {
+                panic!("{key}: {value:?} was accepted");
+            };
+        }
+        for flag in [
+            "--timeout",
+            "--interval",
+            "--max-interval",
+            "--attempt-timeout",
+        ] {
+            let argv = ["wait", flag, value, "db:5432"].map(String::from);
+            let why = wait_parses(&argv).expect_err(value);
+            assert!(why.contains(flag), "{flag} {value:?}: {why}");
         }
     }
-}
-
-#[test]
-fn known_defect_detects_what_it_names() {
-    // The filter above must match the defects' argv exactly, and nothing ordinary.
-    assert!(known_defect(&injected_argv("wait-timeout", "999us")).is_some());
-    assert!(known_defect(&injected_argv("wait-timeout", "585y 1ms")).is_some());
-    assert!(known_defect(&injected_argv("wait-interval", "300000000000y")).is_some());
-    for fine in ["90s", "1500us", "584y 1ms", "585y", "200000000000y"] {
-        let argv = injected_argv("wait-interval", fine);
-        assert_eq!(known_defect(&argv), None, "{argv:?}");
-        assert!(wait_parses(&argv).is_ok(), "{argv:?}");
-    }
-}
-
-#[test]
-#[ignore = "defect: a duration under 1ms is accepted by the engine but written as `0s`, which wait refuses (`it is zero`); the step cannot start"]
-fn defect_sub_millisecond_durations_inject_a_wait_that_cannot_run() {
-    for value in ["1ns", "999us", "500000ns", "1us 2ns"] {
-        assert_contract("wait-timeout", value);
-        assert_contract("wait-interval", value);
-    }
-}
-
-#[test]
-#[ignore = "defect: a duration over 584 years with a sub-second part is written as a millisecond count that wait cannot read (`number is too large`); the step cannot start"]
-fn defect_long_durations_with_milliseconds_inject_a_wait_that_cannot_run() {
-    for value in ["585y 1ms", "1msec 7014months", "600y500ms"] {
-        assert_contract("wait-timeout", value);
-        assert_contract("wait-interval", value);
-    }
-}
-
-#[test]
-#[ignore = "defect: a timeout past ~292 billion years is accepted by engine and wait, and wait panics adding it to Instant::now()"]
-fn defect_huge_timeout_panics_wait() {
-    let argv = injected_argv("wait-timeout", "300000000000y");
-    assert!(wait_parses(&argv).is_ok(), "{argv:?}");
+    // The longest accepted duration still runs: 366 days against a ready target.
     let args = [
         "--timeout",
-        "300000000000y",
+        "366d",
         "--interval",
-        "1s",
+        "366d",
         ready_target().as_str(),
     ]
     .map(String::from);
     let (code, stderr) = run_wait(&args);
-    assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(code, Some(0), "{stderr}");
-}
-
-#[test]
-#[ignore = "defect: an interval past ~292 billion years is accepted by engine and wait, and wait's backoff panics doubling it after the first failed attempt"]
-fn defect_huge_interval_panics_wait_after_a_failed_attempt() {
-    let argv = injected_argv("wait-interval", "300000000000y");
-    assert!(wait_parses(&argv).is_ok(), "{argv:?}");
-    let args = [
-        "--timeout",
-        "300ms",
-        "--interval",
-        "300000000000y",
-        closed_target().as_str(),
-    ]
-    .map(String::from);
-    let (code, stderr) = run_wait(&args);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(code, Some(1), "{stderr}");
 }

@@ -468,11 +468,19 @@ async fn injected(client: &Client, namespace: &str, name: &str) -> Vec<String> {
     }
 }
 
-fn chart_values(dir: &Path, extra: Value) -> String {
+/// Values for a test's release. Its webhook is scoped to `apps` alone (tests run in
+/// parallel, and an unscoped release's webhook would also be called for the other tests'
+/// pods, with no endpoint behind it).
+fn chart_values(dir: &Path, apps: &[&str], extra: Value) -> String {
     let mut values = json!({
         // No node runs the chart's pods here: the test plays them.
         "nodeSelector": {"init-injector.example/e2e": "no-such-node"},
-        "webhook": {"timeoutSeconds": 3},
+        "webhook": {
+            "timeoutSeconds": 3,
+            "namespaceSelectorExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": apps}
+            ],
+        },
     });
     if let (Value::Object(base), Value::Object(extra)) = (&mut values, extra) {
         base.extend(extra);
@@ -530,7 +538,9 @@ async fn self_mode_install_upgrade_uninstall() {
     let dns_name = format!("{full}.{ns}.svc");
     create_namespace(&client, apps).await;
     let dir = tempfile::tempdir().unwrap();
-    let values = chart_values(dir.path(), json!({}));
+    // The release namespace is in the test's scope, so that the chart's own exclusion
+    // of it is what keeps its pods from the webhook.
+    let values = chart_values(dir.path(), &[apps, ns], json!({}));
     helm_ok(&[
         "install",
         release,
@@ -688,15 +698,22 @@ async fn self_mode_install_upgrade_uninstall() {
     // helm uninstall leaves nothing behind, and pods are admitted afterwards.
     helm_ok(&["uninstall", release, "-n", ns, "--wait", "--timeout", "60s"]);
     assert!(configs.get_opt(&full).await.unwrap().is_none());
-    pods.create(
-        &PostParams::default(),
-        &annotated_pod(
-            "after-uninstall",
-            json!({"init.example/wait-for": "db:5432"}),
-        ),
+    // The API server drops the webhook from its cache a moment after the deletion.
+    let mut attempt = 0;
+    poll(
+        "an annotated pod admitted once the chart is gone",
+        20,
+        || {
+            attempt += 1;
+            let pod = annotated_pod(
+                &format!("after-uninstall-{attempt}"),
+                json!({"init.example/wait-for": "db:5432"}),
+            );
+            let pods = pods.clone();
+            async move { pods.create(&PostParams::default(), &pod).await.is_ok() }
+        },
     )
-    .await
-    .expect("pods are admitted once the chart is gone");
+    .await;
     poll(
         "the garbage collector deleting the Secret with its Deployment",
         60,
@@ -715,7 +732,7 @@ async fn self_mode_renews_the_serving_certificate_without_a_restart() {
     let full = format!("{release}-init-injector");
     let dns_name = format!("{full}.{ns}.svc");
     let dir = tempfile::tempdir().unwrap();
-    let values = chart_values(dir.path(), json!({}));
+    let values = chart_values(dir.path(), &["chart-renew-apps"], json!({}));
     helm_ok(&[
         "install",
         release,
@@ -781,7 +798,7 @@ async fn self_mode_rbac_refuses_what_the_chart_does_not_grant() {
     let (release, ns) = ("rbacca", "chart-rbac");
     let full = format!("{release}-init-injector");
     let dir = tempfile::tempdir().unwrap();
-    let values = chart_values(dir.path(), json!({}));
+    let values = chart_values(dir.path(), &["chart-rbac-apps"], json!({}));
     helm_ok(&[
         "install",
         release,
@@ -849,6 +866,7 @@ async fn secret_mode_serves_the_given_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let values = chart_values(
         dir.path(),
+        &[apps],
         json!({"certificates": {"mode": "secret", "secret": {"name": "given-tls", "caBundle": generated.ca_cert_pem}}}),
     );
     helm_ok(&["install", release, CHART, "-n", ns, "-f", &values]);

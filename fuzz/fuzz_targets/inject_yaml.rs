@@ -1,0 +1,8 @@
+//! libFuzzer target: see [`oracles::inject_yaml`].
+#![no_main]
+
+#[path = "../oracles.rs"]
+#[allow(dead_code)] // each target uses one of the oracles
+mod oracles;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oracles::inject_yaml(data));

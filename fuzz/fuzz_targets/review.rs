@@ -1,0 +1,8 @@
+//! libFuzzer target: see [`oracles::review`].
+#![no_main]
+
+#[path = "../oracles.rs"]
+#[allow(dead_code)] // each target uses one of the oracles
+mod oracles;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oracles::review(data));

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Fuzz smoke for CI: builds the three libFuzzer targets and runs each briefly from the
+# seeds (fuzz/seed.sh) and the recorded crashes (fuzz/regressions/). Exits non-zero
+# when a target crashes; the input is left in fuzz/artifacts/<target>/.
+#
+#   bash fuzz/smoke.sh                 # FUZZ_SECONDS=20 per target
+#   FUZZ_SECONDS=600 bash fuzz/smoke.sh  # a real run (docs/reliability.md)
+#
+# cargo-fuzz drives libFuzzer through unstable rustc flags (-Zsanitizer, coverage
+# instrumentation); RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them, so no
+# nightly toolchain is needed. cargo-fuzz itself is installed when missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+seconds=${FUZZ_SECONDS:-20}
+export RUSTC_BOOTSTRAP=1
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "== installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+bash seed.sh
+for target in annotations review inject_yaml; do
+  mkdir -p "regressions/$target"
+done
+
+# Runs `cargo fuzz run TARGET ARGS...` quietly; on failure shows the end of its log.
+fuzz() {
+  local target=$1 log status=0
+  log=$(mktemp)
+  cargo fuzz run "$@" >"$log" 2>&1 || status=$?
+  grep -E "^stat::number_of_executed_units" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -60 "$log" >&2
+    echo "fuzz target $target failed (exit $status); the input is in fuzz/artifacts/$target/" >&2
+    exit "$status"
+  fi
+  rm -f "$log"
+}
+
+echo "== cargo fuzz build"
+cargo fuzz build
+for target in annotations review inject_yaml; do
+  dict=()
+  [ -f "dicts/$target.dict" ] && dict=("-dict=dicts/$target.dict")
+  echo "== $target: the recorded crashes, then ${seconds}s from the corpus"
+  fuzz "$target" "regressions/$target" -- -runs=0
+  fuzz "$target" "corpus/$target" -- -max_total_time="$seconds" -timeout=10 \
+    -print_final_stats=1 "${dict[@]}"
+done
+echo "fuzz smoke: 3 targets passed"

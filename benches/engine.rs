@@ -101,13 +101,33 @@ fn review(c: &mut Criterion) {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
     };
-    for (name, file) in [
-        ("annotated", "examples/review.json"),
-        ("unannotated", "examples/review-unannotated.json"),
+    let read = |file| std::fs::read(file).expect("run from the repository root");
+    for (name, body) in [
+        ("annotated", read("examples/review.json")),
+        ("unannotated", read("examples/review-unannotated.json")),
+        (
+            "large-2000-env",
+            large_review(&read("examples/review.json")),
+        ),
     ] {
-        let body = std::fs::read(file).expect("run from the repository root");
         c.bench_function(&format!("review/{name}"), |b| {
             b.iter(|| review(black_box(&body), &config).unwrap())
         });
     }
+}
+
+/// The annotated review, compact, with 2,000 env vars on its app container (which both
+/// run steps copy): the large case of `benches/load.sh`.
+fn large_review(annotated: &[u8]) -> Vec<u8> {
+    let mut review: serde_json::Value = serde_json::from_slice(annotated).unwrap();
+    let env = review["request"]["object"]["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .unwrap();
+    env.extend((0..2000).map(|i| {
+        serde_json::json!({
+            "name": format!("SETTING_{}", i + 10000),
+            "value": format!("value-{}", i * 7919 % 90000 + 10000),
+        })
+    }));
+    serde_json::to_vec(&review).unwrap()
 }

@@ -17,6 +17,8 @@
 #
 #   bash benches/load.sh     # DURATION=5s CONNECTIONS=16 THREADS=1 ROUNDS=2
 #                            # BASELINE_FEATURES=mimalloc gives the baseline our allocator
+#                            # BEFORE=path/to/init-injector runs an earlier build too, for
+#                            # before/after figures from one run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,6 +29,7 @@ rounds=${ROUNDS:-2}
 port=${PORT:-18443}
 baseline_port=${BASELINE_PORT:-18444}
 baseline_features=${BASELINE_FEATURES:-}
+before_bin=${BEFORE:-}
 
 for tool in wrk jq curl; do
   command -v "$tool" >/dev/null 2>&1 && continue
@@ -57,18 +60,25 @@ jq -c '.request.object.spec.containers[0].env += [range(2000) |
   examples/review.json >"$work/large.json"
 
 "$ours_bin" certs --out "$work/tls" --dns-name localhost --ip 127.0.0.1 >/dev/null
-"$ours_bin" serve --addr "127.0.0.1:$port" --metrics-addr 127.0.0.1:0 \
-  --tls-cert "$work/tls/tls.crt" --tls-key "$work/tls/tls.key" 2>"$work/ours.log" &
-pids+=($!); ours_pid=$!
+declare -A pid_of port_of
+serve() { # server binary port
+  "$2" serve --addr "127.0.0.1:$3" --metrics-addr 127.0.0.1:0 \
+    --tls-cert "$work/tls/tls.crt" --tls-key "$work/tls/tls.key" 2>"$work/$1.log" &
+  pids+=($!); pid_of[$1]=$!; port_of[$1]=$3
+}
+servers=(ours baseline)
+serve ours "$ours_bin" "$port"
 "$baseline_bin" "127.0.0.1:$baseline_port" "$work/tls/tls.crt" "$work/tls/tls.key" \
   2>"$work/baseline.log" &
-pids+=($!); baseline_pid=$!
+pids+=($!); pid_of[baseline]=$!; port_of[baseline]=$baseline_port
+if [ -n "$before_bin" ]; then servers+=(before); serve before "$before_bin" "$((port + 2))"; fi
 
 post() { # port body-file
   curl -sf --max-time 5 --cacert "$work/tls/ca.pem" -H 'Content-Type: application/json' \
     --data-binary "@$2" "https://localhost:$1/mutate"
 }
-for p in "$port" "$baseline_port"; do
+for s in "${servers[@]}"; do
+  p=${port_of[$s]}
   for _ in $(seq 1 50); do post "$p" "$work/unannotated.json" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 kib() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
@@ -77,7 +87,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
 sleep 1
 declare -A idle hwm_small hwm after
-idle[ours]=$(kib "$ours_pid" VmRSS); idle[baseline]=$(kib "$baseline_pid" VmRSS)
+for s in "${servers[@]}"; do idle[$s]=$(kib "${pid_of[$s]}" VmRSS); done
 
 # Both answer every case as expected before that case's load is sent.
 check() { # name port body-file jq-test
@@ -89,6 +99,7 @@ check_case() { # case
   [ "$1" = unannotated ] && expect='.response.patch == null'
   check init-injector "$port" "$work/$1.json" "$expect"
   check baseline "$baseline_port" "$work/$1.json" '.response.patch != null'
+  if [ -n "$before_bin" ]; then check before "${port_of[before]}" "$work/$1.json" "$expect"; fi
 }
 
 cat >"$work/post.lua" <<'LUA'
@@ -106,7 +117,7 @@ to_ms() { awk -v v="$1" 'BEGIN {
 declare -A rps p50 p99 cpu
 run() { # server case round
   local server=$1 case=$2 round=$3 p pid out before requests
-  if [ "$server" = ours ]; then p=$port pid=$ours_pid; else p=$baseline_port pid=$baseline_pid; fi
+  p=${port_of[$server]} pid=${pid_of[$server]}
   before=$(cpu_ticks "$pid")
   out=$(BODY="$work/$case.json" wrk -t"$threads" -c"$connections" -d"$duration" --latency \
     -s "$work/post.lua" "https://localhost:$p/mutate" 2>&1)
@@ -130,17 +141,18 @@ echo "reviews: unannotated $(wc -c <"$work/unannotated.json") B, annotated" \
   "baseline allocator: ${baseline_features:-system}"
 for case in unannotated annotated large; do
   if [ "$case" = large ]; then
-    hwm_small[ours]=$(kib "$ours_pid" VmHWM); hwm_small[baseline]=$(kib "$baseline_pid" VmHWM)
+    for s in "${servers[@]}"; do hwm_small[$s]=$(kib "${pid_of[$s]}" VmHWM); done
   fi
   check_case "$case"
   for round in $(seq 1 "$rounds"); do
-    if ((round % 2)); then run ours "$case" "$round"; run baseline "$case" "$round"
-    else run baseline "$case" "$round"; run ours "$case" "$round"; fi
+    order=("${servers[@]}")
+    if ! ((round % 2)); then order=(); for s in "${servers[@]}"; do order=("$s" "${order[@]}"); done; fi
+    for s in "${order[@]}"; do run "$s" "$case" "$round"; done
   done
 done
-hwm[ours]=$(kib "$ours_pid" VmHWM); hwm[baseline]=$(kib "$baseline_pid" VmHWM)
+for s in "${servers[@]}"; do hwm[$s]=$(kib "${pid_of[$s]}" VmHWM); done
 sleep 2
-after[ours]=$(kib "$ours_pid" VmRSS); after[baseline]=$(kib "$baseline_pid" VmRSS)
+for s in "${servers[@]}"; do after[$s]=$(kib "${pid_of[$s]}" VmRSS); done
 
 # Means over the rounds; p99 is the worst round's.
 mean() { # map-name server case
@@ -156,11 +168,11 @@ worst() { # map-name server case
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo
-echo "| review | init-injector req/s | p99 ms | CPU us | baseline req/s | p99 ms | CPU us | throughput ratio | CPU ratio |"
+echo "| review | init-injector req/s | p99 ms | CPU us | baseline req/s | p99 ms | CPU us | req/s ours / baseline | CPU ours / baseline |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 declare -A m
 for case in unannotated annotated large; do
-  for s in ours baseline; do
+  for s in "${servers[@]}"; do
     m[$s,$case]=$(mean rps "$s" "$case"); m[$s,$case,p99]=$(worst p99 "$s" "$case")
     m[$s,$case,cpu]=$(mean cpu "$s" "$case")
   done
@@ -172,8 +184,8 @@ done
 echo
 echo "| RSS MiB | idle | peak after small reviews | peak over the run | after the run |"
 echo "| --- | --- | --- | --- | --- |"
-for s in ours baseline; do
-  name=$s; [ "$s" = ours ] && name=init-injector
+for s in "${servers[@]}"; do
+  name=$s; [ "$s" = ours ] && name=init-injector; [ "$s" = before ] && name="init-injector before"
   echo "| $name | $(mib "${idle[$s]}") | $(mib "${hwm_small[$s]}") | $(mib "${hwm[$s]}") | $(mib "${after[$s]}") |"
 done
 echo
@@ -189,3 +201,13 @@ echo "annotated / our unannotated:       ${a_u}x  $(verdict "$a_u" 0.8 '>=')"
 echo "large / baseline large:            ${l_b}x  $(verdict "$l_b" 1.5 '>=')"
 echo "large p99 / baseline large p99:    ${l_p99}x  $(verdict "$l_p99" 1.0 '<=')"
 echo "peak RSS - baseline peak RSS:      ${rss_diff} MiB  $(verdict "$rss_diff" 4 '<=')"
+if [ -n "$before_bin" ]; then
+  echo
+  echo "| review | before req/s | p99 ms | CPU us | req/s now / before | CPU now / before |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  for case in unannotated annotated large; do
+    echo "| $case | ${m[before,$case]} | ${m[before,$case,p99]} | ${m[before,$case,cpu]} |" \
+      "$(ratio "${m[ours,$case]}" "${m[before,$case]}")x |" \
+      "$(ratio "${m[ours,$case,cpu]}" "${m[before,$case,cpu]}")x |"
+  done
+fi

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use init_injector::config::EngineConfig;
+use init_injector::engine::config::EngineConfig;
 use init_injector::engine::mutate;
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
@@ -96,7 +96,7 @@ criterion_main!(benches);
 
 /// A whole review as the server answers it: decode, decide, patch, encode.
 fn review(c: &mut Criterion) {
-    use init_injector::admission::{AdmissionConfig, OnInvalid, review};
+    use init_injector::webhook::admission::{AdmissionConfig, OnInvalid, review};
     let config = AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,

@@ -2,7 +2,7 @@
 //! run-step copies, clashes, patch shapes and idempotency. Every patch is proven by
 //! applying it with json-patch and comparing with the engine's own mutated pod.
 
-use init_injector::config::EngineConfig;
+use init_injector::engine::config::EngineConfig;
 use init_injector::engine::{Injection, Outcome, Skip, mutate};
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::Pod;

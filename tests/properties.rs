@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use init_injector::config::EngineConfig;
+use init_injector::engine::config::EngineConfig;
+use init_injector::engine::names::is_dns1123_label;
 use init_injector::engine::{Outcome, mutate};
-use init_injector::names::is_dns1123_label;
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use init_injector::admission::OnInvalid;
-use init_injector::config::EngineConfig;
+use init_injector::engine::config::EngineConfig;
 use init_injector::engine::{Outcome, mutate};
+use init_injector::webhook::admission::OnInvalid;
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
@@ -457,7 +457,7 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
 
     // A broken pair keeps the current certificate.
     let broken = generate();
-    let mixed = init_injector::certs::Generated {
+    let mixed = init_injector::webhook::certs::Generated {
         key_pem: broken.key_pem.clone(),
         ..rotated.clone()
     };

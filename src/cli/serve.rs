@@ -2,14 +2,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{EngineArgs, parse_duration};
-use crate::admission::{AdmissionConfig, OnInvalid};
-use crate::server::{ServeConfig, TlsSource};
-use crate::tls::TlsFiles;
+use super::{EngineArgs, runtime, shutdown_signal};
+use crate::engine::duration::parse_positive;
+use crate::webhook::admission::{AdmissionConfig, OnInvalid};
+use crate::webhook::server;
+use crate::webhook::server::{ServeConfig, TlsSource};
+use crate::webhook::tls::TlsFiles;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -48,13 +51,13 @@ pub struct ServeArgs {
     )]
     pub on_invalid: OnInvalid,
     /// How long in-flight requests may run after SIGTERM.
-    #[arg(long, env = "INIT_INJECTOR_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_positive)]
     pub drain_timeout: Duration,
     /// Deadline for a client's TLS handshake, request headers, and request body.
-    #[arg(long, env = "INIT_INJECTOR_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_positive)]
     pub request_timeout: Duration,
     /// How often the certificate files are checked for changes.
-    #[arg(long, env = "INIT_INJECTOR_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_positive)]
     pub cert_reload_interval: Duration,
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -82,5 +85,45 @@ impl ServeArgs {
             reload_interval: self.cert_reload_interval,
             request_timeout: self.request_timeout,
         }
+    }
+}
+
+impl ServeArgs {
+    /// Serves until SIGTERM or Ctrl-C, then drains. Exit 0 after a clean stop, 1 when the
+    /// server cannot start or stops with an error.
+    pub fn execute(self) -> ExitCode {
+        let config = self.into_config();
+        let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
+            Ok(runtime) => runtime,
+            Err(code) => return code,
+        };
+        runtime.block_on(async move {
+            let running = match server::start(config).await {
+                Ok(running) => running,
+                Err(err) => {
+                    tracing::error!(error = %crate::error::chain(&err), "cannot start");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(ca) = &running.self_signed_ca {
+                tracing::info!(
+                    ca = %ca.display(),
+                    "no --tls-cert given: serving a self-signed certificate for localhost, 127.0.0.1 and ::1; trust the CA in this file"
+                );
+            }
+            tracing::info!(addr = %running.addr, metrics_addr = %running.metrics_addr, "serving AdmissionReview v1 on POST /mutate");
+            let signal = shutdown_signal().await;
+            tracing::info!(signal, "shutting down: no new connections, draining in-flight requests");
+            match running.shutdown().await {
+                Ok(()) => {
+                    tracing::info!("stopped");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    tracing::error!(error = %crate::error::chain(&err), "stopped with an error");
+                    ExitCode::FAILURE
+                }
+            }
+        })
     }
 }

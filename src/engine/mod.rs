@@ -1,6 +1,17 @@
 //! The pure engine: a pod template's metadata and spec in, an [`Outcome`] out.
 //! No I/O; the webhook, the offline `inject` command and the tests all call [`mutate`].
 
+pub mod annotations;
+pub mod config;
+pub mod duration;
+pub mod explain;
+pub mod names;
+pub mod patch;
+pub mod plan;
+pub mod status;
+pub mod target;
+pub mod workload;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -9,12 +20,12 @@ use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::annotations::{self, AnnotationError};
-use crate::config::EngineConfig;
-use crate::names::hex_prefix;
-use crate::patch::{self, Owned, StatusChange};
-use crate::plan::{self, DEFAULT_CONTAINER_ANNOTATION, Plan};
-use crate::status::Status;
+use crate::engine::annotations::AnnotationError;
+use crate::engine::config::EngineConfig;
+use crate::engine::names::hex_prefix;
+use crate::engine::patch::{Owned, StatusChange};
+use crate::engine::plan::{DEFAULT_CONTAINER_ANNOTATION, Plan};
+use crate::engine::status::Status;
 use sha2::{Digest, Sha256};
 
 /// What the engine decided for one pod.

@@ -18,10 +18,10 @@ use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::task::JoinHandle;
 
-use crate::admission::{self, AdmissionConfig, ReviewError};
-use crate::certs;
-use crate::metrics::Metrics;
-use crate::tls::{self, TlsError, TlsFiles};
+use crate::webhook::admission::{self, AdmissionConfig, ReviewError};
+use crate::webhook::certs;
+use crate::webhook::metrics::Metrics;
+use crate::webhook::tls::{self, TlsError, TlsFiles};
 
 /// The largest body accepted: the apiserver caps objects at 3 MiB and a CREATE review
 /// carries the object once, plus the review's own fields.
@@ -55,17 +55,21 @@ pub struct ServeConfig {
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot load the serving certificate: {0}")]
+    /// The certificate files do not load.
+    #[error("cannot load the serving certificate")]
     Tls(#[from] TlsError),
-    #[error("cannot make a self-signed certificate: {0}")]
+    /// No `--tls-cert` was given and the self-signed one cannot be made.
+    #[error("cannot make a self-signed certificate")]
     Certs(#[from] certs::CertError),
-    #[error("cannot listen on {addr}: {source}")]
+    /// A listening address is taken or not ours.
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("the server failed: {0}")]
+    /// Serving failed after the start.
+    #[error("the server failed")]
     Io(#[from] std::io::Error),
 }
 
@@ -191,7 +195,7 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
             err @ (ReviewError::Malformed(_)
             | ReviewError::WrongType { .. }
             | ReviewError::MissingRequest),
-        ) => refuse(StatusCode::BAD_REQUEST, &err.to_string()),
+        ) => refuse(StatusCode::BAD_REQUEST, &crate::error::chain(&err)),
     }
 }
 
@@ -375,7 +379,7 @@ async fn watch_certificates(
         let current = match files.read() {
             Ok(current) => current,
             Err(err) => {
-                tracing::warn!(error = %err, "cannot read the certificate files; keeping the current certificate");
+                tracing::warn!(error = %crate::error::chain(&err), "cannot read the certificate files; keeping the current certificate");
                 continue;
             }
         };
@@ -391,7 +395,7 @@ async fn watch_certificates(
             }
             Err(err) => {
                 app.metrics.certificate_loaded(false, None);
-                tracing::warn!(error = %err, "new certificate files do not load; keeping the current certificate");
+                tracing::warn!(error = %crate::error::chain(&err), "new certificate files do not load; keeping the current certificate");
             }
         }
         last_seen = Some(current);

@@ -10,7 +10,7 @@ use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::PodSpec;
 use serde::Serialize;
 
-use crate::plan::Plan;
+use crate::engine::plan::Plan;
 
 /// Appends `token` to a copy of `base`.
 fn child(base: &PointerBuf, token: &str) -> PointerBuf {
@@ -98,7 +98,7 @@ fn positions<'a, T: 'a>(
 }
 
 /// `base` with `extra` spliced in at `at`, as references; `None` stays `None` when
-/// nothing is added, exactly as [`crate::plan::apply`] builds the list.
+/// nothing is added, exactly as [`crate::engine::plan::apply`] builds the list.
 fn spliced<'a, T>(
     base: Option<&'a Vec<T>>,
     at: usize,

@@ -11,7 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Resource};
 
-use crate::config::EngineConfig;
+use crate::engine::config::EngineConfig;
+use crate::engine::names::object_name;
 use crate::engine::{self, Outcome, Skip};
 
 /// What to do with a pod whose annotations are wrong.
@@ -61,12 +62,15 @@ impl Decision {
 /// A review that could not be read at all; no uid is known to answer it with.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
-    #[error("the body is not an AdmissionReview: {0}")]
+    /// The body is not JSON, or not shaped like an AdmissionReview.
+    #[error("the body is not an AdmissionReview")]
     Malformed(#[source] serde_json::Error),
+    /// Another apiVersion or kind, such as a v1beta1 review.
     #[error(
         "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got {api_version:?} {kind:?}"
     )]
     WrongType { api_version: String, kind: String },
+    /// A review without its `request`.
     #[error("the AdmissionReview has no request")]
     MissingRequest,
 }
@@ -153,14 +157,11 @@ fn answer<T: Resource>(
         None => decide(&request),
     };
     let meta = request.object.as_ref().map(Resource::meta);
-    let name = match (
+    let name = object_name(
         meta.and_then(|m| m.name.as_deref()),
         meta.and_then(|m| m.generate_name.as_deref()),
-    ) {
-        (Some(name), _) if !name.is_empty() => name.to_owned(),
-        (_, Some(generate)) => format!("{generate}*"),
-        _ => request.name.clone(),
-    };
+    )
+    .unwrap_or_else(|| request.name.clone());
     let message = response.result.message.clone();
     let body = encode(&response);
     Reviewed {
@@ -311,7 +312,7 @@ mod tests {
     #[test]
     fn wire_patch_equals_kube_patch_equals_engine_patch() {
         use base64::Engine;
-        let body = include_bytes!("../examples/review.json");
+        let body = include_bytes!("../../examples/review.json");
         let review: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
         let request: AdmissionRequest<Pod> = review.try_into().unwrap();
         let pod = request.object.as_ref().unwrap();
@@ -353,7 +354,7 @@ mod tests {
 
     #[test]
     fn equal_answers_are_equal_bytes() {
-        let body = include_bytes!("../examples/review.json");
+        let body = include_bytes!("../../examples/review.json");
         let first = review(body, &config()).unwrap().body;
         for _ in 0..10 {
             assert_eq!(review(body, &config()).unwrap().body, first);

@@ -4,13 +4,12 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::net::TcpStream;
 
-use crate::target::{Host, WaitTarget};
+use crate::engine::target::{Host, WaitTarget};
 
 /// Settings for one `wait` run.
 #[derive(Clone, Debug)]
@@ -64,7 +63,7 @@ impl Backoff {
 }
 
 /// Writes one timestamped line to stderr.
-fn log(line: &str) {
+pub(crate) fn log(line: &str) {
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
     eprintln!("{now} {line}");
 }
@@ -232,13 +231,11 @@ fn http_client(config: &WaitConfig) -> Result<reqwest::Client, String> {
             return Err("the CA file holds no certificate".to_owned());
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder_with_provider(crate::crypto::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         // A fresh connection per attempt, so names are resolved again every time.

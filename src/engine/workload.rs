@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::EngineConfig;
+use crate::engine::config::EngineConfig;
+use crate::engine::names::object_name;
 use crate::engine::{self, Invalid, Outcome};
 
 /// One pod template inside a document.
@@ -27,7 +28,7 @@ pub enum TemplateError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
     /// The object is not a valid pod template.
-    #[error("{field} is not valid: {source}")]
+    #[error("{field} is not valid")]
     Malformed {
         field: String,
         #[source]
@@ -71,9 +72,7 @@ fn collect(doc: &Value, at: PointerBuf, found: &mut Vec<Template>) {
     };
     let meta = doc.get("metadata");
     let meta_text = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str);
-    let name = meta_text("name")
-        .map(str::to_owned)
-        .or_else(|| meta_text("generateName").map(|g| format!("{g}*")))
+    let name = object_name(meta_text("name"), meta_text("generateName"))
         .unwrap_or_else(|| "(unnamed)".to_owned());
     let owner = match meta_text("namespace") {
         Some(ns) => format!("{kind} {ns}/{name}"),

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::duration;
-use crate::names::is_dns1123_label;
-use crate::status::Status;
-use crate::target::WaitTarget;
+use crate::engine::duration;
+use crate::engine::names::is_dns1123_label;
+use crate::engine::status::Status;
+use crate::engine::target::WaitTarget;
 
 /// A mistake in one annotation, worded like a compiler error.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,12 +273,8 @@ impl Parser<'_> {
     fn duration(&mut self, key: &str, value: &str) -> Option<Duration> {
         match duration::parse_positive(value) {
             Ok(d) => Some(d),
-            Err(why) => {
-                self.fail(
-                    key,
-                    value,
-                    format!("expected a positive duration such as 90s or 5m, but {why}"),
-                );
+            Err(err) => {
+                self.fail(key, value, err.to_string());
                 None
             }
         }
@@ -295,10 +291,10 @@ impl Parser<'_> {
                 }
                 Ok(target) => self.directives.waits.push(target),
                 Err(why) => {
-                    let expected = if why.contains("expected") {
-                        String::new()
+                    let expected = if why.names_expected_form() {
+                        ""
                     } else {
-                        "; expected comma-separated host:port, tcp://host:port, http://… or https://…".to_owned()
+                        "; expected comma-separated host:port, tcp://host:port, http://… or https://…"
                     };
                     let target = quoted(item, 60);
                     self.fail(

@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
+use crate::engine::plan::Origin;
 use crate::engine::{Injection, Outcome, Skip};
-use crate::plan::Origin;
 
 /// Describes what the engine decided for one pod template.
 /// `spec` is the pod spec the engine read.

@@ -12,11 +12,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::annotations::{AnnotationError, Directives, Position, RunDirective};
-use crate::config::{EngineConfig, IMAGE_BINARY_PATH};
-use crate::duration::format_compact;
-use crate::names::unique_label;
-use crate::target::WaitTarget;
+use crate::engine::annotations::{AnnotationError, Directives, Position, RunDirective};
+use crate::engine::config::{EngineConfig, IMAGE_BINARY_PATH};
+use crate::engine::duration::format_compact;
+use crate::engine::names::unique_label;
+use crate::engine::target::WaitTarget;
 
 /// The annotation kubectl uses to pick a pod's main container.
 pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";

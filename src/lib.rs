@@ -3,7 +3,7 @@
 //!
 //! # Where things live
 //!
-//! - [`engine`]: the pure core, annotations → plan → patch. [`engine::mutate`]
+//! - [`engine`]: the pure core, annotations → plan → patch. [`engine::plan_injection`]
 //!   is the entry point.
 //! - [`webhook`]: the HTTPS edge: AdmissionReview decoding and answers, the server, TLS
 //!   and its reload, self-made certificates, metrics.

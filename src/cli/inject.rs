@@ -175,7 +175,7 @@ fn process(
     let mut ops = Vec::new();
     let mut described = String::new();
     for template in &templates {
-        match workload::mutate_template(&value, template, config) {
+        match workload::plan_template(&value, template, config) {
             Ok((outcome, spec)) => {
                 if explain {
                     let owner = format!("{place}: {}", template.owner);

@@ -1,5 +1,12 @@
-//! The pure engine: a pod template's metadata and spec in, an [`Outcome`] out.
-//! No I/O; the webhook, the offline `inject` command and the tests all call [`mutate`].
+//! The pure engine: a pod template's metadata and spec in, an [`Outcome`] out. No I/O;
+//! the webhook, the offline `inject` command and the tests all call [`plan_injection`].
+//!
+//! The stages, one module each: [`annotations`] parses a pod's annotations into
+//! directives, [`plan`] turns directives and the pod into ordered steps, [`patch`] turns
+//! the plan into a JSON Patch. Beside them: [`names`] (DNS-1123 names), [`target`] and
+//! [`duration`] (the value grammars shared with `wait`), [`status`] (the `P/status`
+//! record), [`explain`] (`inject --explain`), [`workload`] (where pod templates sit in
+//! Kubernetes objects) and [`config`].
 
 pub mod annotations;
 pub mod config;
@@ -16,25 +23,53 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use json_patch::PatchOperation;
-use jsonptr::PointerBuf;
+use jsonptr::Pointer;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::engine::annotations::AnnotationError;
+use crate::engine::annotations::{AnnotationError, Keys};
 use crate::engine::config::EngineConfig;
-use crate::engine::names::hex_prefix;
 use crate::engine::patch::{Owned, StatusChange};
 use crate::engine::plan::{DEFAULT_CONTAINER_ANNOTATION, Plan};
 use crate::engine::status::Status;
-use sha2::{Digest, Sha256};
+
+/// Everything the engine reads for one pod template. New inputs (the namespace's
+/// annotations and labels, the policies that apply) become fields here rather than new
+/// parameters of [`plan_injection`].
+#[derive(Clone, Copy, Debug)]
+pub struct PodContext<'a> {
+    pub meta: &'a ObjectMeta,
+    pub spec: &'a PodSpec,
+    /// Where the template's `metadata` and `spec` live in the object the patch will be
+    /// applied to: the root for a Pod, `/spec/template` for a Deployment, …
+    pub root: &'a Pointer,
+    pub config: &'a EngineConfig,
+}
+
+impl<'a> PodContext<'a> {
+    /// A Pod's own metadata and spec, patched at the root of the Pod.
+    pub fn new(meta: &'a ObjectMeta, spec: &'a PodSpec, config: &'a EngineConfig) -> Self {
+        PodContext {
+            meta,
+            spec,
+            root: Pointer::root(),
+            config,
+        }
+    }
+
+    /// The same template at `root` inside a larger object.
+    pub fn at(self, root: &'a Pointer) -> Self {
+        PodContext { root, ..self }
+    }
+}
 
 /// What the engine decided for one pod.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// Nothing to do, and why.
     Skipped(Skip),
-    /// The pod gets (or already has) an injection. An empty patch means it already
-    /// matches the plan.
+    /// The pod gets the plan: [`Injection::patch`] performs it, or is empty when the pod
+    /// already carries exactly this plan ([`Previous::AlreadyInjected`]).
     Injected(Box<Injection>),
 }
 
@@ -47,16 +82,29 @@ pub enum Skip {
     OptedOut,
 }
 
+/// What the pod carried before this pass, by its `P/status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Previous {
+    /// No `P/status`: the patch adds the whole plan.
+    NotInjected,
+    /// An earlier pass injected what this status lists, and the pod no longer matches the
+    /// plan (another webhook moved things, or the spec was cloned from a mutated pod and
+    /// then changed): the patch removes or re-places it and injects the plan.
+    Replaced(Status),
+    /// The pod already carries exactly this plan where the ordering rules put it: the
+    /// patch is empty.
+    AlreadyInjected(Status),
+}
+
 /// A planned injection and the patch that performs it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Injection {
     pub plan: Plan,
     /// The new `P/status`; `None` when a stale injection is only removed.
     pub status: Option<Status>,
-    /// JSON Patch operations, with paths under the `root` given to [`mutate`].
+    /// JSON Patch operations, with paths under [`PodContext::root`].
     pub patch: Vec<PatchOperation>,
-    /// What an earlier pass had injected (its `P/status`), replaced by this one.
-    pub replaced: Option<Status>,
+    pub previous: Previous,
     /// The full status annotation key.
     pub status_key: String,
 }
@@ -66,12 +114,17 @@ impl Injection {
         &self.plan.warnings
     }
 
+    /// Whether the pod already carries this plan (and the patch is empty).
+    pub fn is_already_injected(&self) -> bool {
+        matches!(self.previous, Previous::AlreadyInjected(_))
+    }
+
     /// The pod spec after injection, built from `original` by stripping and inserting,
     /// independently of the patch (tests prove that the two agree).
     pub fn mutated_spec(&self, original: &PodSpec) -> PodSpec {
         let mut spec = original.clone();
-        if let Some(replaced) = &self.replaced {
-            plan::strip(&mut spec, &replaced.init_containers, &replaced.volumes);
+        if let Previous::Replaced(earlier) | Previous::AlreadyInjected(earlier) = &self.previous {
+            plan::strip(&mut spec, earlier);
         }
         plan::apply(&mut spec, &self.plan);
         spec
@@ -104,17 +157,12 @@ fn render(errors: &[AnnotationError]) -> String {
         .join("; ")
 }
 
-/// Plans and patches one pod template. `root` is where the template's `metadata` and
-/// `spec` live in the object the patch will be applied to.
-pub fn mutate(
-    meta: &ObjectMeta,
-    spec: &PodSpec,
-    root: &PointerBuf,
-    config: &EngineConfig,
-) -> Result<Outcome, Invalid> {
+/// Decides whether the pod gets an injection and, if so, plans it and builds the patch
+/// that brings the pod there from where it stands.
+pub fn plan_injection(pod: &PodContext<'_>) -> Result<Outcome, Invalid> {
     let empty = BTreeMap::new();
-    let annotations = meta.annotations.as_ref().unwrap_or(&empty);
-    let directives = annotations::parse(annotations, &config.prefix).map_err(Invalid)?;
+    let annotations = pod.meta.annotations.as_ref().unwrap_or(&empty);
+    let directives = annotations::parse(annotations, &pod.config.prefix).map_err(Invalid)?;
     if directives.opted_out {
         return Ok(Outcome::Skipped(Skip::OptedOut));
     }
@@ -122,80 +170,49 @@ pub fn mutate(
         return Ok(Outcome::Skipped(Skip::NotAnnotated));
     }
 
-    let replaced = directives.status.clone();
-    let stripped = match &replaced {
+    let earlier = directives.status.clone();
+    let stripped = match &earlier {
         Some(status) => {
-            let mut stripped = spec.clone();
-            plan::strip(&mut stripped, &status.init_containers, &status.volumes);
+            let mut stripped = pod.spec.clone();
+            plan::strip(&mut stripped, status);
             Cow::Owned(stripped)
         }
-        None => Cow::Borrowed(spec),
+        None => Cow::Borrowed(pod.spec),
     };
     let default_container = annotations
         .get(DEFAULT_CONTAINER_ANNOTATION)
         .map(String::as_str);
-    let plan = plan::build(&directives, &stripped, default_container, config).map_err(Invalid)?;
+    let plan =
+        plan::build(&directives, &stripped, default_container, pod.config).map_err(Invalid)?;
 
-    let status = directives.requests_injection().then(|| status_of(&plan));
-    let status_key = format!("{}/status", config.prefix);
+    let status = directives.requests_injection().then(|| Status::of(&plan));
+    let status_key = Keys::new(&pod.config.prefix).status();
     let status_text = status.as_ref().map(Status::to_annotation);
-
-    let no_names = Vec::new();
-    let (old_containers, old_volumes) = match &replaced {
-        Some(status) => (&status.init_containers, &status.volumes),
-        None => (&no_names, &no_names),
-    };
-    let owned_containers: Vec<&str> = old_containers
-        .iter()
-        .map(String::as_str)
-        .chain(plan.steps.iter().map(|s| s.container.name.as_str()))
-        .collect();
-    let owned_volumes: Vec<&str> = old_volumes
-        .iter()
-        .map(String::as_str)
-        .chain(plan.volumes.iter().map(|v| v.name.as_str()))
-        .collect();
-    let owned = Owned {
-        init_containers: &owned_containers,
-        volumes: &owned_volumes,
-    };
     let change = StatusChange {
         key: &status_key,
         value: status_text.as_deref(),
     };
     let patch = patch::diff(
-        root,
-        meta.annotations.as_ref(),
-        spec,
+        pod.root,
+        pod.meta.annotations.as_ref(),
+        pod.spec,
         &stripped,
         &plan,
         change,
-        &owned,
+        &Owned::of(earlier.as_ref(), &plan),
     );
     drop(stripped);
 
+    let previous = match earlier {
+        None => Previous::NotInjected,
+        Some(earlier) if patch.is_empty() => Previous::AlreadyInjected(earlier),
+        Some(earlier) => Previous::Replaced(earlier),
+    };
     Ok(Outcome::Injected(Box::new(Injection {
         plan,
         status,
         patch,
-        replaced,
+        previous,
         status_key,
     })))
-}
-
-fn status_of(plan: &Plan) -> Status {
-    let containers: Vec<_> = plan.steps.iter().map(|s| &s.container).collect();
-    let mut hasher = Sha256::new();
-    serde_json::to_writer(&mut hasher, &(containers, &plan.volumes))
-        .expect("Kubernetes API types always serialize");
-    Status {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        hash: hex_prefix(&hasher.finalize(), 16),
-        init_containers: plan
-            .steps
-            .iter()
-            .map(|s| s.container.name.clone())
-            .collect(),
-        volumes: plan.volumes.iter().map(|v| v.name.clone()).collect(),
-    }
 }

@@ -6,15 +6,16 @@
 use std::collections::BTreeMap;
 
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
-use jsonptr::PointerBuf;
+use jsonptr::{Pointer, PointerBuf};
 use k8s_openapi::api::core::v1::PodSpec;
 use serde::Serialize;
 
 use crate::engine::plan::Plan;
+use crate::engine::status::Status;
 
 /// Appends `token` to a copy of `base`.
-fn child(base: &PointerBuf, token: &str) -> PointerBuf {
-    let mut path = base.clone();
+fn child(base: &Pointer, token: &str) -> PointerBuf {
+    let mut path = base.to_buf();
     path.push_back(token);
     path
 }
@@ -115,8 +116,30 @@ fn spliced<'a, T>(
 
 /// What the engine owns in a pod, by name.
 pub struct Owned<'a> {
-    pub init_containers: &'a [&'a str],
-    pub volumes: &'a [&'a str],
+    pub init_containers: Vec<&'a str>,
+    pub volumes: Vec<&'a str>,
+}
+
+impl<'a> Owned<'a> {
+    /// What an earlier pass injected (per its `P/status`) and what `plan` injects.
+    pub fn of(earlier: Option<&'a Status>, plan: &'a Plan) -> Self {
+        let (old_containers, old_volumes): (&[String], &[String]) = match earlier {
+            Some(status) => (&status.init_containers, &status.volumes),
+            None => (&[], &[]),
+        };
+        Owned {
+            init_containers: old_containers
+                .iter()
+                .map(String::as_str)
+                .chain(plan.steps.iter().map(|s| s.container.name.as_str()))
+                .collect(),
+            volumes: old_volumes
+                .iter()
+                .map(String::as_str)
+                .chain(plan.volumes.iter().map(|v| v.name.as_str()))
+                .collect(),
+        }
+    }
 }
 
 /// The new value of the status annotation, keyed by its full name.
@@ -129,7 +152,7 @@ pub struct StatusChange<'a> {
 /// `root` (empty for a Pod, `/spec/template` for a Deployment, …). The new lists are
 /// views by reference; nothing of the pod is copied.
 pub fn diff(
-    root: &PointerBuf,
+    root: &Pointer,
     old_annotations: Option<&BTreeMap<String, String>>,
     old: &PodSpec,
     stripped: &PodSpec,

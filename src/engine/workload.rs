@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
-use crate::engine::{self, Invalid, Outcome};
+use crate::engine::{self, Invalid, Outcome, PodContext};
 
 /// One pod template inside a document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,7 +86,7 @@ fn collect(doc: &Value, at: PointerBuf, found: &mut Vec<Template>) {
 }
 
 /// Runs the engine on the template at `template.root` in `doc`.
-pub fn mutate_template(
+pub fn plan_template(
     doc: &Value,
     template: &Template,
     config: &EngineConfig,
@@ -105,7 +105,8 @@ pub fn mutate_template(
         Some(value) => PodSpec::deserialize(value).map_err(|e| malformed("spec", e))?,
         None => PodSpec::default(),
     };
-    let outcome = engine::mutate(&meta, &spec, &template.root, config)?;
+    let pod = PodContext::new(&meta, &spec, config).at(&template.root);
+    let outcome = engine::plan_injection(&pod)?;
     Ok((outcome, spec))
 }
 
@@ -151,7 +152,7 @@ mod tests {
             "metadata": {"annotations": {"init.example/wait-for": "db:1"}},
             "spec": {"containers": "not-a-list"}}}});
         let template = &templates(&doc)[0];
-        let err = mutate_template(&doc, template, &EngineConfig::default()).unwrap_err();
+        let err = plan_template(&doc, template, &EngineConfig::default()).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("/spec/template/spec is not valid"),

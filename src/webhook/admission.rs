@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use json_patch::Patch;
-use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -13,7 +12,7 @@ use kube::core::{DynamicObject, Resource};
 
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
-use crate::engine::{self, Outcome, Skip};
+use crate::engine::{self, Outcome, PodContext, Skip};
 
 /// What to do with a pod whose annotations are wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -244,7 +243,7 @@ fn decide(
     let Some(spec) = spec else {
         return (allowed.deny("the pod has no spec"), Decision::Invalid);
     };
-    match engine::mutate(meta, spec, &PointerBuf::new(), &config.engine) {
+    match engine::plan_injection(&PodContext::new(meta, spec, &config.engine)) {
         Ok(Outcome::Skipped(Skip::NotAnnotated)) => (allowed, Decision::Skipped("not annotated")),
         Ok(Outcome::Skipped(Skip::OptedOut)) => (allowed, Decision::Skipped("opted out")),
         Ok(Outcome::Injected(injection)) => {
@@ -262,7 +261,7 @@ fn decide(
                     ("plan-hash".to_owned(), status.hash.clone()),
                 ]);
             }
-            if injection.patch.is_empty() {
+            if injection.is_already_injected() {
                 return (response, Decision::Skipped("already injected"));
             }
             let operations = injection.patch.len();
@@ -319,12 +318,9 @@ mod tests {
         let (response, decision) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
         assert!(matches!(decision, Decision::Mutated { .. }));
 
-        let Ok(Outcome::Injected(injection)) = engine::mutate(
-            &pod.metadata,
-            pod.spec.as_ref().unwrap(),
-            &PointerBuf::new(),
-            &config().engine,
-        ) else {
+        let engine_config = config().engine;
+        let pod = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
+        let Ok(Outcome::Injected(injection)) = engine::plan_injection(&pod) else {
             panic!("injected")
         };
         let engine_patch = serde_json::to_value(&injection.patch).unwrap();

@@ -85,6 +85,7 @@ impl WaitArgs {
                 outcome = wait::run(config) => match outcome {
                     WaitOutcome::Ready => ExitCode::SUCCESS,
                     WaitOutcome::TimedOut(_) => ExitCode::FAILURE,
+                    WaitOutcome::NoClient(err) => fail(1, &err),
                 },
                 signal = shutdown_signal() => {
                     wait::log(&format!("received {signal}: stopped waiting"));

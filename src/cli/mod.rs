@@ -99,20 +99,36 @@ impl EngineArgs {
     }
 }
 
-fn parse_quantity(text: &str) -> Result<String, String> {
+/// A flag value that does not parse; clap shows it after the flag's name.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    /// `--wait-cpu-request` and the like.
+    #[error("expected a Kubernetes quantity such as 10m, 0.5, 16Mi or 1Gi")]
+    Quantity,
+    /// `--annotation-prefix`.
+    #[error(
+        "expected a DNS subdomain such as init.example (lowercase letters, digits, '-' and '.')"
+    )]
+    Prefix,
+    /// `wait --step`.
+    #[error("expected I/N with 1 <= I <= N, such as 2/5")]
+    Step,
+}
+
+fn parse_quantity(text: &str) -> Result<String, FlagError> {
     if crate::engine::annotations::is_quantity(text) {
         Ok(text.to_owned())
     } else {
-        Err("expected a Kubernetes quantity such as 10m, 0.5, 16Mi or 1Gi".to_owned())
+        Err(FlagError::Quantity)
     }
 }
 
 /// An annotation prefix is a DNS subdomain, as Kubernetes requires of annotation prefixes.
-fn parse_prefix(text: &str) -> Result<String, String> {
+fn parse_prefix(text: &str) -> Result<String, FlagError> {
     if is_dns1123_subdomain(text) {
         Ok(text.to_owned())
     } else {
-        Err("expected a DNS subdomain such as init.example (lowercase letters, digits, '-' and '.')".to_owned())
+        Err(FlagError::Prefix)
     }
 }
 

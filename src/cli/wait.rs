@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{EXIT_USAGE, fail, runtime, shutdown_signal};
+use super::{EXIT_USAGE, FlagError, fail, runtime, shutdown_signal};
 use crate::engine::config;
 use crate::engine::duration::parse_positive;
 use crate::engine::target::WaitTarget;
@@ -108,12 +108,12 @@ pub enum WaitArgsError {
     },
 }
 
-fn parse_step(text: &str) -> Result<(u32, u32), String> {
+fn parse_step(text: &str) -> Result<(u32, u32), FlagError> {
     let parsed = text
         .split_once('/')
         .and_then(|(i, n)| Some((i.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?)));
     match parsed {
         Some((i, n)) if i >= 1 && i <= n => Ok((i, n)),
-        _ => Err("expected I/N with 1 <= I <= N, such as 2/5".to_owned()),
+        _ => Err(FlagError::Step),
     }
 }

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
+use crate::engine::annotations::{Key, Keys};
 use crate::engine::duration::format_compact;
 use crate::engine::plan::Origin;
 use crate::engine::{Injection, Outcome, Skip};
@@ -17,10 +18,8 @@ pub fn describe(owner: &str, outcome: &Outcome, spec: &PodSpec, prefix: &str) ->
             let _ = writeln!(out, "{owner}: nothing to inject (no {prefix}/ annotations)");
         }
         Outcome::Skipped(Skip::OptedOut) => {
-            let _ = writeln!(
-                out,
-                "{owner}: nothing to inject ({prefix}/inject is \"false\")"
-            );
+            let key = Keys::new(prefix).key(Key::Inject);
+            let _ = writeln!(out, "{owner}: nothing to inject ({key} is \"false\")");
         }
         Outcome::Injected(injection) => describe_injection(&mut out, owner, injection, spec),
     }

@@ -14,11 +14,11 @@ impl Planner<'_> {
             self.spec.init_containers.as_deref().unwrap_or_default(),
         ) {
             Ok(place) => place,
-            Err(message) => {
+            Err(error) => {
                 self.errors.push(AnnotationError::new(
                     self.keys.key(Key::Position),
                     position.to_string(),
-                    message,
+                    error.to_string(),
                 ));
                 (0, String::new())
             }
@@ -26,17 +26,26 @@ impl Planner<'_> {
     }
 }
 
-fn place(position: &Position, own: &[Container]) -> Result<(usize, String), String> {
+/// A `before:NAME` or `after:NAME` whose NAME is not one of the pod's init containers.
+#[derive(Debug, thiserror::Error)]
+enum PlacementError {
+    /// The pod has no init containers at all.
+    #[error("the pod has no init container named {name:?} (it has none of its own)")]
+    NoInitContainers { name: String },
+    /// The pod has init containers, none of that name.
+    #[error("the pod has no init container named {name:?}; expected one of: {}", own.join(", "))]
+    UnknownAnchor { name: String, own: Vec<String> },
+}
+
+fn place(position: &Position, own: &[Container]) -> Result<(usize, String), PlacementError> {
     let find = |name: &str| {
         own.iter().position(|c| c.name == name).ok_or_else(|| {
-            let names: Vec<&str> = own.iter().map(|c| c.name.as_str()).collect();
-            if names.is_empty() {
-                format!("the pod has no init container named {name:?} (it has none of its own)")
+            let name = name.to_owned();
+            if own.is_empty() {
+                PlacementError::NoInitContainers { name }
             } else {
-                format!(
-                    "the pod has no init container named {name:?}; expected one of: {}",
-                    names.join(", ")
-                )
+                let own = own.iter().map(|c| c.name.clone()).collect();
+                PlacementError::UnknownAnchor { name, own }
             }
         })
     };

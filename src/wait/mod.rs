@@ -1,5 +1,5 @@
 //! `init-injector wait`: what the injected wait steps run. Waits for each target in
-//! turn (TCP connect, or an HTTP(S) GET answered 2xx, see [`probe`]), resolving names
+//! turn (TCP connect, or an HTTP(S) GET answered 2xx, see `probe.rs`), resolving names
 //! again on every attempt, bounding each attempt, backing off with jitter, and giving up
 //! at a deadline.
 

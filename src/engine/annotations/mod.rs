@@ -2,8 +2,8 @@
 //! [`AnnotationError`]s that name the key, the value and what was expected.
 //!
 //! One file per concern: [`keys`] (the known keys, full key names, "did you mean"),
-//! [`wait`], [`run`] (run steps and `P/steps`), [`volumes`], [`position`], and
-//! [`error`]. Parsing knows nothing of the pod's containers; checks that need them (an
+//! `wait.rs`, `run.rs` (run steps and `P/steps`), `volumes.rs`, `position.rs` and
+//! `error.rs`. Parsing knows nothing of the pod's containers; checks that need them (an
 //! unknown container, a clashing name) belong to planning.
 
 mod error;

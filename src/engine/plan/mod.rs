@@ -3,7 +3,7 @@
 //!
 //! Every check that needs the pod happens here: unknown containers, names that clash
 //! with the pod's own, volumes and mount paths that clash, unknown position anchors.
-//! One file per kind of step ([`wait`], [`run`]), plus [`volumes`] and [`placement`]; a
+//! One file per kind of step (`wait.rs`, `run.rs`), plus `volumes.rs` and `placement.rs`; a
 //! new kind of step is a new file, a new [`Origin`] variant and one line in [`build`].
 
 mod placement;

@@ -1,6 +1,6 @@
 //! The HTTPS webhook server: [`start`] loads the certificate, binds the HTTPS and metrics
 //! ports and serves until [`Running::shutdown`] drains it. The routes and body limits
-//! are in [`routes`], certificate rotation in [`reload`].
+//! are in `routes.rs`, certificate rotation in `reload.rs`.
 
 mod reload;
 mod routes;

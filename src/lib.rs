@@ -14,8 +14,9 @@
 //! # Dependency rule
 //!
 //! Edges call the core, never the reverse: `engine` uses no other module of this crate
-//! and does no I/O. `webhook`, `wait` and `cli` may use `engine`; `cli` may use every
-//! module, and nothing uses `cli`. Only `webhook::admission` knows kube's admission
+//! and does no I/O. `webhook` and `wait` may use `engine` and the two shared leaves,
+//! `crypto` and `error`, but not each other; `cli` may use every module, and nothing
+//! uses `cli`. Only `webhook::admission` knows kube's admission
 //! types and only `webhook::server` knows axum. Code that talks to the API server
 //! (certificate bootstrap, policy and namespace reflectors) goes in `cluster`, the only
 //! module that may use kube's client; the engine gets what it reads from there as plain

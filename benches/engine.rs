@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use init_injector::config::EngineConfig;
-use init_injector::engine::mutate;
+use init_injector::engine::config::EngineConfig;
+use init_injector::engine::{PodContext, plan_injection};
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -78,14 +78,20 @@ fn bench(c: &mut Criterion) {
 
     let (meta, spec) = pod(1, 10);
     c.bench_function("mutate/typical", |b| {
-        b.iter(|| mutate(black_box(&meta), black_box(&spec), &root, &config))
+        b.iter(|| {
+            plan_injection(&PodContext::new(black_box(&meta), black_box(&spec), &config).at(&root))
+        })
     });
 
     let mut group = c.benchmark_group("mutate/large-20-containers");
     for env_vars in [500, 1000, 2000] {
         let (meta, spec) = pod(20, env_vars);
         group.bench_with_input(BenchmarkId::from_parameter(env_vars), &spec, |b, spec| {
-            b.iter(|| mutate(black_box(&meta), black_box(spec), &root, &config))
+            b.iter(|| {
+                plan_injection(
+                    &PodContext::new(black_box(&meta), black_box(spec), &config).at(&root),
+                )
+            })
         });
     }
     group.finish();
@@ -96,7 +102,7 @@ criterion_main!(benches);
 
 /// A whole review as the server answers it: decode, decide, patch, encode.
 fn review(c: &mut Criterion) {
-    use init_injector::admission::{AdmissionConfig, OnInvalid, review};
+    use init_injector::webhook::admission::{AdmissionConfig, OnInvalid, review};
     let config = AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,

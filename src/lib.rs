@@ -1,28 +1,34 @@
 //! init-injector: a Kubernetes mutating admission webhook that turns annotations into
 //! ordered, idempotent init containers and shared `emptyDir` volumes.
 //!
-//! The core is pure (annotations → plan → patch): [`annotations`], [`plan`], [`patch`],
-//! tied together by [`engine::mutate`]. [`workload`] finds pod templates inside
-//! Kubernetes objects. The edges: [`admission`] (AdmissionReview in and out),
-//! [`server`] (HTTPS, TLS reload, metrics, shutdown) and [`cli`] (files and flags).
+//! # Where things live
+//!
+//! - [`engine`]: the pure core, annotations → plan → patch. [`engine::plan_injection`]
+//!   is the entry point; [`engine::policy`] holds the `InitPolicy` type and the pure
+//!   rules of which policies select a pod.
+//! - [`webhook`]: the HTTPS edge: AdmissionReview decoding and answers, the server, TLS
+//!   and its reload, self-made certificates, metrics.
+//! - [`wait`]: what the injected wait steps run (`init-injector wait`).
+//! - [`cli`]: one module per command; flags into config values, exit codes, printing.
+//! - [`cluster`]: the only code that talks to the API server (kube's client): `self`
+//!   certificate mode, the `self-test` command, the policy and namespace reflectors.
+//! - [`crypto`]: the one rustls crypto provider; [`error`]: how an error chain is printed.
+//!
+//! # Dependency rule
+//!
+//! Edges call the core, never the reverse: `engine` uses no other module of this crate
+//! and does no I/O. `webhook` and `wait` may use `engine` and the two shared leaves,
+//! `crypto` and `error`, but not each other; `cli` may use every module, and nothing
+//! uses `cli`. Only `webhook::admission` knows kube's admission
+//! types and only `webhook::server` knows axum. Code that talks to the API server
+//! (certificate bootstrap, policy and namespace reflectors) lives in `cluster`, the only
+//! module that may use kube's client; the engine gets what it reads from there as plain
+//! values in its context, never a client.
 
-pub mod admission;
-pub mod annotations;
-pub mod certs;
 pub mod cli;
 pub mod cluster;
-pub mod config;
-pub mod duration;
+pub mod crypto;
 pub mod engine;
-pub mod explain;
-pub mod metrics;
-pub mod names;
-pub mod patch;
-pub mod plan;
-pub mod policy;
-pub mod server;
-pub mod status;
-pub mod target;
-pub mod tls;
+pub mod error;
 pub mod wait;
-pub mod workload;
+pub mod webhook;

@@ -227,8 +227,8 @@ fn certs_writes_a_ca_and_a_serving_certificate_for_the_service() {
         assert_eq!(mode, 0o600, "{secret}");
     }
     // The pair is usable by the server's own loader.
-    init_injector::tls::install_provider();
-    let files = init_injector::tls::TlsFiles {
+    init_injector::crypto::install_provider();
+    let files = init_injector::webhook::tls::TlsFiles {
         cert: out.join("tls.crt"),
         key: out.join("tls.key"),
     };

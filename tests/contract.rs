@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use init_injector::cli::{Cli, Command as Sub};
-use init_injector::config::{EngineConfig, IMAGE_BINARY_PATH};
+use init_injector::engine::config::{EngineConfig, IMAGE_BINARY_PATH};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
@@ -203,7 +203,9 @@ fn wait_parses(argv: &[String]) -> Result<init_injector::wait::WaitConfig, Strin
     )
     .map_err(|e| e.to_string())?;
     match cli.command {
-        Sub::Wait(args) => args.into_config(),
+        Sub::Wait(args) => args
+            .into_config()
+            .map_err(|e| init_injector::error::chain(&e)),
         other => Err(format!("parsed as another command: {other:?}")),
     }
 }

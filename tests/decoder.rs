@@ -2,8 +2,8 @@
 //! arbitrary JSON put in place of any of its fields, always yield either a clear error
 //! or an answered review with the request's uid.
 
-use init_injector::admission::{AdmissionConfig, OnInvalid, review};
-use init_injector::config::EngineConfig;
+use init_injector::engine::config::EngineConfig;
+use init_injector::webhook::admission::{AdmissionConfig, OnInvalid, review};
 use proptest::prelude::*;
 use serde_json::Value;
 

@@ -45,7 +45,7 @@ impl Webhook {
     fn start(name: &str, extra: &[&str]) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let generated = generate();
-        init_injector::certs::write(&generated, dir.path()).unwrap();
+        init_injector::webhook::certs::write(&generated, dir.path()).unwrap();
         let logs = std::env::var("INIT_INJECTOR_E2E_LOGS")
             .map(PathBuf::from)
             .unwrap_or_else(|_| dir.path().to_owned());

@@ -531,7 +531,7 @@ async fn ready(replica: &Replica, ca: &[u8], dns_name: &str) -> bool {
 
 #[tokio::test]
 async fn self_mode_install_upgrade_uninstall() {
-    init_injector::tls::install_provider();
+    init_injector::crypto::install_provider();
     let client = client().await;
     let (release, ns, apps) = ("selfca", "chart-self", "chart-self-apps");
     let full = format!("{release}-init-injector");
@@ -726,7 +726,7 @@ async fn self_mode_install_upgrade_uninstall() {
 
 #[tokio::test]
 async fn self_mode_renews_the_serving_certificate_without_a_restart() {
-    init_injector::tls::install_provider();
+    init_injector::crypto::install_provider();
     let client = client().await;
     let (release, ns) = ("renew", "chart-renew");
     let full = format!("{release}-init-injector");
@@ -793,7 +793,7 @@ async fn self_mode_renews_the_serving_certificate_without_a_restart() {
 
 #[tokio::test]
 async fn self_mode_rbac_refuses_what_the_chart_does_not_grant() {
-    init_injector::tls::install_provider();
+    init_injector::crypto::install_provider();
     let client = client().await;
     let (release, ns) = ("rbacca", "chart-rbac");
     let full = format!("{release}-init-injector");
@@ -839,13 +839,14 @@ async fn self_mode_rbac_refuses_what_the_chart_does_not_grant() {
 
 #[tokio::test]
 async fn secret_mode_serves_the_given_certificate() {
-    init_injector::tls::install_provider();
+    init_injector::crypto::install_provider();
     let client = client().await;
     let (release, ns, apps) = ("given", "chart-secret", "chart-secret-apps");
     let full = format!("{release}-init-injector");
     create_namespace(&client, ns).await;
     create_namespace(&client, apps).await;
-    let generated = init_injector::certs::generate(&[format!("{full}.{ns}.svc")], &[], 30).unwrap();
+    let generated =
+        init_injector::webhook::certs::generate(&[format!("{full}.{ns}.svc")], &[], 30).unwrap();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = Secret {
         metadata: ObjectMeta {
@@ -875,7 +876,7 @@ async fn secret_mode_serves_the_given_certificate() {
         Some(generated.ca_cert_pem.as_bytes().to_vec())
     );
     // The replica reads the Secret's files, as the mounted volume gives them.
-    init_injector::certs::write(&generated, dir.path()).unwrap();
+    init_injector::webhook::certs::write(&generated, dir.path()).unwrap();
     let replica = Replica::start(
         "secret",
         free_port(),

@@ -63,7 +63,7 @@ impl Drop for Serve {
 fn start_serve() -> Serve {
     let dir = tempfile::tempdir().unwrap();
     let generated = generate();
-    init_injector::certs::write(&generated, dir.path()).unwrap();
+    init_injector::webhook::certs::write(&generated, dir.path()).unwrap();
     let log_path = logs_dir().join("webhook-latency.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let child = serve_command()

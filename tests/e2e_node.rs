@@ -50,7 +50,7 @@ impl Webhook {
     fn start(name: &str) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let generated = generate();
-        init_injector::certs::write(&generated, dir.path()).unwrap();
+        init_injector::webhook::certs::write(&generated, dir.path()).unwrap();
         let log_path = logs_dir().join(format!("webhook-node-{name}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = serve_command()

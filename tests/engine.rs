@@ -2,8 +2,8 @@
 //! run-step copies, clashes, patch shapes and idempotency. Every patch is proven by
 //! applying it with json-patch and comparing with the engine's own mutated pod.
 
-use init_injector::config::EngineConfig;
-use init_injector::engine::{Injection, Outcome, Skip, mutate};
+use init_injector::engine::config::EngineConfig;
+use init_injector::engine::{Injection, Outcome, PodContext, Skip, plan_injection};
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
@@ -28,12 +28,11 @@ fn app() -> Value {
 /// Runs the engine, applies its patch and checks that the result is the engine's own
 /// idea of the mutated pod; returns the patched pod and the injection.
 fn inject(pod: &Pod) -> (Pod, Injection) {
-    let outcome = mutate(
+    let outcome = plan_injection(&PodContext::new(
         &pod.metadata,
         pod.spec.as_ref().unwrap(),
-        &PointerBuf::new(),
         &EngineConfig::default(),
-    )
+    ))
     .unwrap_or_else(|e| panic!("engine refused: {e}"));
     let Outcome::Injected(injection) = outcome else {
         panic!("skipped: {outcome:?}")
@@ -43,12 +42,11 @@ fn inject(pod: &Pod) -> (Pod, Injection) {
 }
 
 fn errors(pod: &Pod) -> Vec<String> {
-    match mutate(
+    match plan_injection(&PodContext::new(
         &pod.metadata,
         pod.spec.as_ref().unwrap(),
-        &PointerBuf::new(),
         &EngineConfig::default(),
-    ) {
+    )) {
         Err(invalid) => invalid.0.iter().map(ToString::to_string).collect(),
         Ok(outcome) => panic!("accepted: {outcome:?}"),
     }
@@ -364,11 +362,8 @@ fn skips_and_opt_out() {
     let plain_pod = pod(
         json!({"metadata": {"annotations": {"other.io/x": "y"}}, "spec": {"containers": app()}}),
     );
-    let outcome = mutate(
-        &plain_pod.metadata,
-        plain_pod.spec.as_ref().unwrap(),
-        &root,
-        &cfg,
+    let outcome = plan_injection(
+        &PodContext::new(&plain_pod.metadata, plain_pod.spec.as_ref().unwrap(), &cfg).at(&root),
     )
     .unwrap();
     assert_eq!(outcome, Outcome::Skipped(Skip::NotAnnotated));
@@ -376,7 +371,10 @@ fn skips_and_opt_out() {
         json!({"init.example/wait-for": "db:1", "init.example/inject": "false"}),
         json!({"containers": app()}),
     );
-    let outcome = mutate(&opted.metadata, opted.spec.as_ref().unwrap(), &root, &cfg).unwrap();
+    let outcome = plan_injection(
+        &PodContext::new(&opted.metadata, opted.spec.as_ref().unwrap(), &cfg).at(&root),
+    )
+    .unwrap();
     assert_eq!(outcome, Outcome::Skipped(Skip::OptedOut));
 }
 
@@ -527,11 +525,13 @@ fn patch_shapes() {
 
     // Patches under a workload's template root.
     let root = PointerBuf::parse("/spec/template").unwrap();
-    let outcome = mutate(
-        &bare.metadata,
-        bare.spec.as_ref().unwrap(),
-        &root,
-        &EngineConfig::default(),
+    let outcome = plan_injection(
+        &PodContext::new(
+            &bare.metadata,
+            bare.spec.as_ref().unwrap(),
+            &EngineConfig::default(),
+        )
+        .at(&root),
     )
     .unwrap();
     let Outcome::Injected(injection) = outcome else {
@@ -564,12 +564,11 @@ fn annotation_prefix_is_configurable() {
         prefix: "acme.io".into(),
         ..EngineConfig::default()
     };
-    let outcome = mutate(
+    let outcome = plan_injection(&PodContext::new(
         &pod.metadata,
         pod.spec.as_ref().unwrap(),
-        &PointerBuf::new(),
         &config,
-    )
+    ))
     .unwrap();
     let Outcome::Injected(injection) = outcome else {
         panic!()

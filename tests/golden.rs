@@ -2,7 +2,7 @@
 //! `tests/fixtures/`, compared with reviewed snapshots in `tests/snapshots/`.
 
 use init_injector::cli::inject;
-use init_injector::config::EngineConfig;
+use init_injector::engine::config::EngineConfig;
 
 fn render(report: &inject::Report) -> String {
     let mut out = String::new();

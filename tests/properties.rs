@@ -4,10 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use init_injector::config::EngineConfig;
-use init_injector::engine::{Outcome, mutate};
-use init_injector::names::is_dns1123_label;
-use jsonptr::PointerBuf;
+use init_injector::engine::config::EngineConfig;
+use init_injector::engine::names::is_dns1123_label;
+use init_injector::engine::{Outcome, PodContext, plan_injection};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
@@ -119,12 +118,11 @@ prop_compose! {
 
 /// Applies the engine's patch to `pod`; `None` when the engine skips or refuses.
 fn inject_once(pod: &Pod) -> Option<(Pod, usize)> {
-    let outcome = mutate(
+    let outcome = plan_injection(&PodContext::new(
         &pod.metadata,
         pod.spec.as_ref().unwrap(),
-        &PointerBuf::new(),
         &EngineConfig::default(),
-    );
+    ));
     let Ok(Outcome::Injected(injection)) = outcome else {
         return None;
     };
@@ -205,7 +203,7 @@ proptest! {
     ) {
         let meta = ObjectMeta { annotations: Some(entries), ..Default::default() };
         let spec = PodSpec { containers: vec![container("app", false)], ..Default::default() };
-        match mutate(&meta, &spec, &PointerBuf::new(), &EngineConfig::default()) {
+        match plan_injection(&PodContext::new(&meta, &spec, &EngineConfig::default())) {
             Ok(_) => {}
             Err(invalid) => {
                 prop_assert!(!invalid.0.is_empty());

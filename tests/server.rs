@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use init_injector::admission::OnInvalid;
-use init_injector::config::EngineConfig;
-use init_injector::engine::{Outcome, mutate};
-use jsonptr::PointerBuf;
+use init_injector::engine::config::EngineConfig;
+use init_injector::engine::{Outcome, PodContext, plan_injection};
+use init_injector::webhook::admission::OnInvalid;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
@@ -68,12 +67,11 @@ async fn annotated_pod_gets_the_engines_patch() {
     // The wire patch decodes to exactly the engine's patch for the same pod.
     let source: Value = serde_json::from_str(&example("review.json")).unwrap();
     let pod: Pod = serde_json::from_value(source["request"]["object"].clone()).unwrap();
-    let Ok(Outcome::Injected(injection)) = mutate(
+    let Ok(Outcome::Injected(injection)) = plan_injection(&PodContext::new(
         &pod.metadata,
         pod.spec.as_ref().unwrap(),
-        &PointerBuf::new(),
         &EngineConfig::default(),
-    ) else {
+    )) else {
         panic!("the example pod is injected")
     };
     assert_eq!(
@@ -457,7 +455,7 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
 
     // A broken pair keeps the current certificate.
     let broken = generate();
-    let mixed = init_injector::certs::Generated {
+    let mixed = init_injector::webhook::certs::Generated {
         key_pem: broken.key_pem.clone(),
         ..rotated.clone()
     };

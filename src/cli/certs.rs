@@ -2,8 +2,12 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Args;
+
+use super::{EXIT_USAGE, fail};
+use crate::webhook::certs;
 
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -44,5 +48,27 @@ impl CertsArgs {
             }
         }
         names
+    }
+}
+
+impl CertsArgs {
+    /// Writes the files and says what it wrote. Exit 2 when no certificate can be made
+    /// from the names given, 1 when the files cannot be written.
+    pub fn execute(self) -> ExitCode {
+        let names = self.names();
+        let generated = match certs::generate(&names, &self.ips, self.valid_days) {
+            Ok(generated) => generated,
+            Err(err) => return fail(EXIT_USAGE, &err),
+        };
+        if let Err(err) = certs::write(&generated, &self.out) {
+            return fail(1, &err);
+        }
+        let ips = self.ips.iter().map(ToString::to_string);
+        println!(
+            "wrote {dir}/ca.pem, ca-key.pem, tls.crt and tls.key for {names}",
+            dir = self.out.display(),
+            names = names.into_iter().chain(ips).collect::<Vec<_>>().join(", ")
+        );
+        ExitCode::SUCCESS
     }
 }

@@ -3,17 +3,18 @@
 //! re-serialized with their field order kept. Any error means nothing on stdout.
 
 use std::fmt::Write as _;
-use std::io::Read;
+use std::io::{Read, Write as _};
+use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::Value;
 
-use crate::config::EngineConfig;
 use crate::engine::Outcome;
-use crate::explain;
-use crate::workload::{self, TemplateError};
+use crate::engine::config::EngineConfig;
+use crate::engine::explain;
+use crate::engine::workload::{self, TemplateError};
 
-use super::EngineArgs;
+use super::{EXIT_USAGE, EngineArgs, fail};
 
 #[derive(Debug, Args)]
 pub struct InjectArgs {
@@ -25,6 +26,42 @@ pub struct InjectArgs {
     pub explain: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+impl InjectArgs {
+    /// Reads the inputs and prints the result, or every problem found and nothing on
+    /// stdout. Exit 0 on success, 1 when a document is wrong, 2 when an input cannot be
+    /// read.
+    pub fn execute(self) -> ExitCode {
+        let inputs = match read_inputs(&self.files) {
+            Ok(inputs) => inputs,
+            Err(err) => return fail(EXIT_USAGE, &err),
+        };
+        let config = self.engine.into_config();
+        let report = run(&inputs, self.explain, &config);
+        for warning in &report.warnings {
+            eprintln!("warning: {warning}");
+        }
+        if !report.errors.is_empty() {
+            for error in &report.errors {
+                eprintln!("error: {error}");
+            }
+            eprintln!(
+                "error: {} problem(s) found; nothing was written",
+                report.errors.len()
+            );
+            return ExitCode::FAILURE;
+        }
+        let mut stdout = std::io::stdout().lock();
+        if let Err(err) = stdout
+            .write_all(report.stdout.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            eprintln!("error: cannot write output: {err}");
+            return ExitCode::FAILURE;
+        }
+        ExitCode::SUCCESS
+    }
 }
 
 /// One YAML document of an input, as text, with the input line it starts on.
@@ -146,7 +183,7 @@ fn process(
     let mut ops = Vec::new();
     let mut described = String::new();
     for template in &templates {
-        match workload::mutate_template(&value, template, config) {
+        match workload::plan_template(&value, template, config) {
             Ok((outcome, spec)) => {
                 if explain {
                     let owner = format!("{place}: {}", template.owner);
@@ -169,9 +206,11 @@ fn process(
                 }
             }
             Err(err @ TemplateError::Malformed { .. }) => {
-                report
-                    .errors
-                    .push(format!("{place}: {}: {err}", template.owner));
+                report.errors.push(format!(
+                    "{place}: {}: {}",
+                    template.owner,
+                    crate::error::chain(&err)
+                ));
             }
         }
     }
@@ -216,28 +255,45 @@ fn yaml_error(place: &str, document: &Document<'_>, err: &serde_yaml_ng::Error) 
     out
 }
 
+/// Why the inputs could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// `-f -` appears twice.
+    #[error("-f - is given more than once; standard input can be read once")]
+    StdinTwice,
+    /// A file, or standard input (`<stdin>`), cannot be read.
+    #[error("cannot read {}", if .name == STDIN { "standard input" } else { .name.as_str() })]
+    Read {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How standard input is named in messages.
+const STDIN: &str = "<stdin>";
+
 /// Reads every input (`-` is standard input, read once).
-pub fn read_inputs(files: &[String]) -> Result<Vec<(String, String)>, String> {
+pub fn read_inputs(files: &[String]) -> Result<Vec<(String, String)>, InputError> {
     let mut inputs = Vec::with_capacity(files.len());
     let mut stdin_read = false;
     for file in files {
-        if file == "-" {
+        let (name, read) = if file == "-" {
             if stdin_read {
-                return Err(
-                    "-f - is given more than once; standard input can be read once".to_owned(),
-                );
+                return Err(InputError::StdinTwice);
             }
             stdin_read = true;
             let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
-            inputs.push(("<stdin>".to_owned(), text));
+            let read = std::io::stdin().read_to_string(&mut text).map(|_| text);
+            (STDIN, read)
         } else {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-            inputs.push((file.clone(), text));
-        }
+            (file.as_str(), std::fs::read_to_string(file))
+        };
+        let text = read.map_err(|source| InputError::Read {
+            name: name.to_owned(),
+            source,
+        })?;
+        inputs.push((name.to_owned(), text));
     }
     Ok(inputs)
 }

@@ -1,5 +1,6 @@
 //! The command line: one binary, one subcommand per job. Flags fall back to
-//! `INIT_INJECTOR_*` environment variables and are validated into plain config values.
+//! `INIT_INJECTOR_*` environment variables and are validated into plain config values;
+//! each command's `execute` runs it, prints what it has to say and picks the exit code.
 
 pub mod certs;
 pub mod inject;
@@ -7,13 +8,14 @@ pub mod self_test;
 pub mod serve;
 pub mod wait;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, EngineConfig};
-use crate::duration;
-use crate::names::is_dns1123_label;
+use crate::engine::config::{self, EngineConfig};
+use crate::engine::duration::parse_positive;
+use crate::engine::names::is_dns1123_subdomain;
 
 /// Turns annotations into ordered, idempotent init containers.
 #[derive(Debug, Parser)]
@@ -65,10 +67,10 @@ pub struct EngineArgs {
     #[arg(long, env = "INIT_INJECTOR_WAIT_IMAGE", default_value_t = config::default_wait_image())]
     pub wait_image: String,
     /// Deadline per wait target when a pod does not set PREFIX/wait-timeout.
-    #[arg(long, env = "INIT_INJECTOR_WAIT_TIMEOUT", default_value = config::DEFAULT_WAIT_TIMEOUT, value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_WAIT_TIMEOUT", default_value = config::DEFAULT_WAIT_TIMEOUT, value_parser = parse_positive)]
     pub wait_timeout: Duration,
     /// First retry delay when a pod does not set PREFIX/wait-interval.
-    #[arg(long, env = "INIT_INJECTOR_WAIT_INTERVAL", default_value = config::DEFAULT_WAIT_INTERVAL, value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_WAIT_INTERVAL", default_value = config::DEFAULT_WAIT_INTERVAL, value_parser = parse_positive)]
     pub wait_interval: Duration,
     /// CPU request of each injected wait step.
     #[arg(long, env = "INIT_INJECTOR_WAIT_CPU_REQUEST", default_value = config::DEFAULT_WAIT_CPU_REQUEST, value_parser = parse_quantity)]
@@ -101,25 +103,68 @@ impl EngineArgs {
     }
 }
 
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    duration::parse_positive(text)
-        .map_err(|why| format!("expected a positive duration such as 90s or 5m, but {why}"))
+/// A flag value that does not parse; clap shows it after the flag's name.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    /// `--wait-cpu-request` and the like.
+    #[error("expected a Kubernetes quantity such as 10m, 0.5, 16Mi or 1Gi")]
+    Quantity,
+    /// `--annotation-prefix`.
+    #[error(
+        "expected a DNS subdomain such as init.example (lowercase letters, digits, '-' and '.')"
+    )]
+    Prefix,
+    /// `wait --step`.
+    #[error("expected I/N with 1 <= I <= N, such as 2/5")]
+    Step,
 }
 
-fn parse_quantity(text: &str) -> Result<String, String> {
-    if crate::annotations::is_quantity(text) {
+fn parse_quantity(text: &str) -> Result<String, FlagError> {
+    if crate::engine::annotations::is_quantity(text) {
         Ok(text.to_owned())
     } else {
-        Err("expected a Kubernetes quantity such as 10m, 0.5, 16Mi or 1Gi".to_owned())
+        Err(FlagError::Quantity)
     }
 }
 
 /// An annotation prefix is a DNS subdomain, as Kubernetes requires of annotation prefixes.
-pub(crate) fn parse_prefix(text: &str) -> Result<String, String> {
-    let valid = !text.is_empty() && text.len() <= 253 && text.split('.').all(is_dns1123_label);
-    if valid {
+pub(crate) fn parse_prefix(text: &str) -> Result<String, FlagError> {
+    if is_dns1123_subdomain(text) {
         Ok(text.to_owned())
     } else {
-        Err("expected a DNS subdomain such as init.example (lowercase letters, digits, '-' and '.')".to_owned())
+        Err(FlagError::Prefix)
+    }
+}
+
+/// Exit code for a usage error: bad flags, unreadable inputs.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Prints `error: ` and the error with its causes; returns `code` as the exit code.
+fn fail(code: u8, err: &dyn std::error::Error) -> ExitCode {
+    eprintln!("error: {}", crate::error::chain(err));
+    ExitCode::from(code)
+}
+
+/// Builds the async runtime, or says why not.
+fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ExitCode> {
+    builder.enable_all().build().map_err(|err| {
+        eprintln!("error: cannot start the async runtime: {err}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Waits for SIGTERM or Ctrl-C and names the one that came.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
     }
 }

@@ -1,13 +1,15 @@
 //! `init-injector self-test`: checks an installation end to end with a server-side dry run
 //! of an annotated pod (see [`crate::cluster::self_test`]).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::parse_duration;
-use crate::cluster::self_test::SelfTest;
-use crate::config;
+use super::runtime;
+use crate::cluster::{self, self_test::Finding, self_test::SelfTest};
+use crate::engine::config;
+use crate::engine::duration::parse_positive;
 
 #[derive(Debug, Args)]
 pub struct SelfTestArgs {
@@ -25,7 +27,7 @@ pub struct SelfTestArgs {
     #[arg(long, default_value_t = config::default_wait_image())]
     pub image: String,
     /// Give up after this long.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_positive)]
     pub timeout: Duration,
 }
 
@@ -39,5 +41,46 @@ impl SelfTestArgs {
             },
             self.timeout,
         )
+    }
+}
+
+impl SelfTestArgs {
+    /// Exit 0 when the dry-run pod came back injected, 1 when it did not or the API
+    /// server could not be asked (the message says which).
+    pub fn execute(self) -> ExitCode {
+        let (test, timeout) = self.into_test();
+        let runtime = match runtime(tokio::runtime::Builder::new_current_thread()) {
+            Ok(runtime) => runtime,
+            Err(code) => return code,
+        };
+        let outcome = runtime.block_on(async {
+            let run = async { test.run(cluster::client().await?).await };
+            tokio::time::timeout(timeout, run).await
+        });
+        match outcome {
+            Ok(Ok(Finding::Injected { init_containers })) => {
+                println!(
+                    "ok: a dry-run pod in namespace {} came back injected with init containers {}",
+                    test.namespace,
+                    init_containers.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(Ok(Finding::NotInjected { reason })) => {
+                eprintln!("error: {reason}");
+                ExitCode::FAILURE
+            }
+            Ok(Err(err)) => {
+                eprintln!("error: {}", crate::error::chain(&err));
+                ExitCode::FAILURE
+            }
+            Err(_) => {
+                eprintln!(
+                    "error: no answer from the API server within {}",
+                    humantime::format_duration(timeout)
+                );
+                ExitCode::FAILURE
+            }
+        }
     }
 }

@@ -3,17 +3,21 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{EngineArgs, parse_duration};
-use crate::admission::{AdmissionConfig, OnInvalid};
+use super::{EngineArgs, runtime, shutdown_signal};
 use crate::cluster::certificates::SelfManaged;
-use crate::server::{ServeConfig, TlsSource};
-use crate::tls::TlsFiles;
+use crate::cluster::{self, ClusterError, certificates};
+use crate::engine::duration::parse_positive;
+use crate::webhook::admission::{AdmissionConfig, OnInvalid};
+use crate::webhook::server;
+use crate::webhook::server::{ServeConfig, TlsSource};
+use crate::webhook::tls::TlsFiles;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -52,13 +56,13 @@ pub struct ServeArgs {
     )]
     pub on_invalid: OnInvalid,
     /// How long in-flight requests may run after SIGTERM.
-    #[arg(long, env = "INIT_INJECTOR_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_positive)]
     pub drain_timeout: Duration,
     /// Deadline for a client's TLS handshake, request headers, and request body.
-    #[arg(long, env = "INIT_INJECTOR_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_positive)]
     pub request_timeout: Duration,
     /// How often the certificate files are checked for changes.
-    #[arg(long, env = "INIT_INJECTOR_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_positive)]
     pub cert_reload_interval: Duration,
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -93,24 +97,27 @@ pub struct SelfManagedArgs {
     #[arg(long, env = "INIT_INJECTOR_SECRET_OWNER", requires = "cert_secret")]
     pub secret_owner: Option<String>,
     /// Lifetime of the serving certificate; renewed when a third is left.
-    #[arg(long, env = "INIT_INJECTOR_CERT_VALIDITY", default_value = "2160h", value_parser = parse_duration)]
+    #[arg(long, env = "INIT_INJECTOR_CERT_VALIDITY", default_value = "2160h", value_parser = parse_positive)]
     pub cert_validity: Duration,
 }
 
 impl ServeArgs {
     /// The server's config and, in `self` certificate mode, what that mode manages
     /// (the server then loads the files that mode writes into --self-signed-dir).
-    pub fn into_config(self) -> (ServeConfig, Option<SelfManaged>) {
+    pub fn into_config(self) -> (ServeConfig, Option<(SelfManaged, Arc<AtomicBool>)>) {
         let dir = self
             .self_signed_dir
             .unwrap_or_else(|| std::env::temp_dir().join("init-injector"));
-        let managed = self.self_managed.into_managed(dir.clone());
+        // Self mode's readiness gate: the webhook configuration trusts our CA.
+        let managed = self
+            .self_managed
+            .into_managed(dir.clone())
+            .map(|managed| (managed, Arc::new(AtomicBool::new(false))));
         let tls = match (self.tls_cert, self.tls_key, &managed) {
             (Some(cert), Some(key), _) => TlsSource::Files(TlsFiles { cert, key }),
-            (_, _, Some(managed)) => TlsSource::Files(managed.files()),
+            (_, _, Some((managed, _))) => TlsSource::Files(managed.files()),
             _ => TlsSource::SelfSigned { dir },
         };
-        let trusted = managed.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
         let config = ServeConfig {
             addr: self.addr,
             metrics_addr: self.metrics_addr,
@@ -122,7 +129,7 @@ impl ServeArgs {
             drain_timeout: self.drain_timeout,
             reload_interval: self.cert_reload_interval,
             request_timeout: self.request_timeout,
-            trusted,
+            gates: managed.iter().map(|(_, trusted)| trusted.clone()).collect(),
         };
         (config, managed)
     }
@@ -142,4 +149,73 @@ impl SelfManagedArgs {
             dir,
         })
     }
+}
+
+impl ServeArgs {
+    /// Serves until SIGTERM or Ctrl-C, then drains. Exit 0 after a clean stop, 1 when the
+    /// server cannot start or stops with an error.
+    pub fn execute(self) -> ExitCode {
+        let (config, managed) = self.into_config();
+        let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
+            Ok(runtime) => runtime,
+            Err(code) => return code,
+        };
+        runtime.block_on(async move {
+            // Self mode: settle the Secret and write the serving files before the server
+            // loads them; the manager then keeps both in step for as long as we serve.
+            let manager = match managed {
+                Some((managed, trusted)) => {
+                    match start_self_managed(managed, &trusted).await {
+                        Ok(manager) => Some((manager, trusted)),
+                        Err(err) => {
+                            tracing::error!(error = %crate::error::chain(&err), "cannot set up the self-managed certificate");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                None => None,
+            };
+            let running = match server::start(config).await {
+                Ok(running) => running,
+                Err(err) => {
+                    tracing::error!(error = %crate::error::chain(&err), "cannot start");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(ca) = &running.self_signed_ca {
+                tracing::info!(
+                    ca = %ca.display(),
+                    "no --tls-cert given: serving a self-signed certificate for localhost, 127.0.0.1 and ::1; trust the CA in this file"
+                );
+            }
+            tracing::info!(addr = %running.addr, metrics_addr = %running.metrics_addr, "serving AdmissionReview v1 on POST /mutate");
+            let manager =
+                manager.map(|(manager, trusted)| tokio::spawn(manager.run(trusted)));
+            let signal = shutdown_signal().await;
+            if let Some(manager) = manager {
+                manager.abort();
+            }
+            tracing::info!(signal, "shutting down: no new connections, draining in-flight requests");
+            match running.shutdown().await {
+                Ok(()) => {
+                    tracing::info!("stopped");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    tracing::error!(error = %crate::error::chain(&err), "stopped with an error");
+                    ExitCode::FAILURE
+                }
+            }
+        })
+    }
+}
+
+async fn start_self_managed(
+    managed: SelfManaged,
+    trusted: &AtomicBool,
+) -> Result<certificates::Manager, ClusterError> {
+    let client = cluster::client().await?;
+    let manager = certificates::Manager::new(managed, client).await?;
+    manager.reconcile(trusted).await?;
+    Ok(manager)
 }

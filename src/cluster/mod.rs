@@ -22,7 +22,7 @@ pub enum ClusterError {
     },
     /// A certificate could not be generated.
     #[error("cannot generate the webhook's certificates")]
-    Certs(#[from] crate::certs::CertError),
+    Certs(#[from] crate::webhook::certs::CertError),
     /// Writing the serving certificate for the server failed.
     #[error("cannot write {path}")]
     Write {

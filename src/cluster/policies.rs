@@ -16,8 +16,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::policy::crd::{InitPolicy, InitPolicyStatus};
-use crate::policy::select::{NamespaceInfo, Policies, Rejected};
+use crate::engine::policy::crd::{InitPolicy, InitPolicyStatus};
+use crate::engine::policy::select::{NamespaceInfo, Policies, Rejected};
 
 /// The field manager of the status this webhook writes.
 const MANAGER: &str = "init-injector";

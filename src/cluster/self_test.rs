@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, PodSpec};
 use kube::api::{Api, ObjectMeta, PostParams};
 
 use super::ClusterError;
-use crate::plan::restricted_security_context;
+use crate::engine::plan::restricted_security_context;
 
 /// What the dry-run pod asks for, and what must come back.
 #[derive(Clone, Debug)]

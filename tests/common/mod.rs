@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use init_injector::admission::{AdmissionConfig, OnInvalid};
-use init_injector::certs::{self, Generated};
-use init_injector::config::EngineConfig;
-use init_injector::server::{self, Running, ServeConfig, TlsSource};
-use init_injector::tls::TlsFiles;
+use init_injector::engine::config::EngineConfig;
+use init_injector::webhook::admission::{AdmissionConfig, OnInvalid};
+use init_injector::webhook::certs::{self, Generated};
+use init_injector::webhook::server::{self, Running, ServeConfig, TlsSource};
+use init_injector::webhook::tls::TlsFiles;
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
@@ -21,15 +21,15 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 pub fn generate() -> Generated {
-    init_injector::tls::install_provider();
+    init_injector::crypto::install_provider();
     certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 30).unwrap()
 }
 
 /// A serving identity for localhost/127.0.0.1, and the certificates it came from (whose
 /// `ca_cert_pem` clients trust).
-pub fn loopback_identity() -> (init_injector::tls::Identity, Generated) {
+pub fn loopback_identity() -> (init_injector::webhook::tls::Identity, Generated) {
     let generated = generate();
-    let identity = init_injector::tls::identity_from_pem(
+    let identity = init_injector::webhook::tls::identity_from_pem(
         generated.cert_pem.as_bytes(),
         generated.key_pem.as_bytes(),
         "generated certificate",
@@ -74,7 +74,7 @@ pub fn config(dir: &Path, on_invalid: OnInvalid) -> ServeConfig {
         drain_timeout: Duration::from_secs(10),
         reload_interval: Duration::from_millis(100),
         request_timeout: Duration::from_secs(2),
-        trusted: None,
+        gates: Vec::new(),
     }
 }
 
@@ -114,7 +114,7 @@ pub fn tls_config(cas: &[&str]) -> ClientConfig {
             roots.add(cert.unwrap()).unwrap();
         }
     }
-    let mut config = ClientConfig::builder_with_provider(init_injector::tls::provider())
+    let mut config = ClientConfig::builder_with_provider(init_injector::crypto::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)

@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use json_patch::Patch;
-use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Resource};
 
-use crate::config::EngineConfig;
-use crate::engine::{self, Outcome, Skip};
+use crate::engine::config::EngineConfig;
+use crate::engine::names::object_name;
+use crate::engine::{self, Outcome, PodContext, Skip};
 
 /// What to do with a pod whose annotations are wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -61,12 +61,15 @@ impl Decision {
 /// A review that could not be read at all; no uid is known to answer it with.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
-    #[error("the body is not an AdmissionReview: {0}")]
+    /// The body is not JSON, or not shaped like an AdmissionReview.
+    #[error("the body is not an AdmissionReview")]
     Malformed(#[source] serde_json::Error),
+    /// Another apiVersion or kind, such as a v1beta1 review.
     #[error(
         "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got {api_version:?} {kind:?}"
     )]
     WrongType { api_version: String, kind: String },
+    /// A review without its `request`.
     #[error("the AdmissionReview has no request")]
     MissingRequest,
 }
@@ -153,14 +156,11 @@ fn answer<T: Resource>(
         None => decide(&request),
     };
     let meta = request.object.as_ref().map(Resource::meta);
-    let name = match (
+    let name = object_name(
         meta.and_then(|m| m.name.as_deref()),
         meta.and_then(|m| m.generate_name.as_deref()),
-    ) {
-        (Some(name), _) if !name.is_empty() => name.to_owned(),
-        (_, Some(generate)) => format!("{generate}*"),
-        _ => request.name.clone(),
-    };
+    )
+    .unwrap_or_else(|| request.name.clone());
     let message = response.result.message.clone();
     let body = encode(&response);
     Reviewed {
@@ -243,7 +243,7 @@ fn decide(
     let Some(spec) = spec else {
         return (allowed.deny("the pod has no spec"), Decision::Invalid);
     };
-    match engine::mutate(meta, spec, &PointerBuf::new(), &config.engine) {
+    match engine::plan_injection(&PodContext::new(meta, spec, &config.engine)) {
         Ok(Outcome::Skipped(Skip::NotAnnotated)) => (allowed, Decision::Skipped("not annotated")),
         Ok(Outcome::Skipped(Skip::OptedOut)) => (allowed, Decision::Skipped("opted out")),
         Ok(Outcome::Injected(injection)) => {
@@ -261,7 +261,7 @@ fn decide(
                     ("plan-hash".to_owned(), status.hash.clone()),
                 ]);
             }
-            if injection.patch.is_empty() {
+            if injection.is_already_injected() {
                 return (response, Decision::Skipped("already injected"));
             }
             let operations = injection.patch.len();
@@ -311,19 +311,16 @@ mod tests {
     #[test]
     fn wire_patch_equals_kube_patch_equals_engine_patch() {
         use base64::Engine;
-        let body = include_bytes!("../examples/review.json");
+        let body = include_bytes!("../../examples/review.json");
         let review: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
         let request: AdmissionRequest<Pod> = review.try_into().unwrap();
         let pod = request.object.as_ref().unwrap();
         let (response, decision) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
         assert!(matches!(decision, Decision::Mutated { .. }));
 
-        let Ok(Outcome::Injected(injection)) = engine::mutate(
-            &pod.metadata,
-            pod.spec.as_ref().unwrap(),
-            &PointerBuf::new(),
-            &config().engine,
-        ) else {
+        let engine_config = config().engine;
+        let pod = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
+        let Ok(Outcome::Injected(injection)) = engine::plan_injection(&pod) else {
             panic!("injected")
         };
         let engine_patch = serde_json::to_value(&injection.patch).unwrap();
@@ -353,7 +350,7 @@ mod tests {
 
     #[test]
     fn equal_answers_are_equal_bytes() {
-        let body = include_bytes!("../examples/review.json");
+        let body = include_bytes!("../../examples/review.json");
         let first = review(body, &config()).unwrap().body;
         for _ in 0..10 {
             assert_eq!(review(body, &config()).unwrap().body, first);

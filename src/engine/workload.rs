@@ -8,8 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::EngineConfig;
-use crate::engine::{self, Invalid, Outcome};
+use crate::engine::config::EngineConfig;
+use crate::engine::names::object_name;
+use crate::engine::{self, Invalid, Outcome, PodContext};
 
 /// One pod template inside a document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub enum TemplateError {
     #[error(transparent)]
     Invalid(#[from] Invalid),
     /// The object is not a valid pod template.
-    #[error("{field} is not valid: {source}")]
+    #[error("{field} is not valid")]
     Malformed {
         field: String,
         #[source]
@@ -71,9 +72,7 @@ fn collect(doc: &Value, at: PointerBuf, found: &mut Vec<Template>) {
     };
     let meta = doc.get("metadata");
     let meta_text = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str);
-    let name = meta_text("name")
-        .map(str::to_owned)
-        .or_else(|| meta_text("generateName").map(|g| format!("{g}*")))
+    let name = object_name(meta_text("name"), meta_text("generateName"))
         .unwrap_or_else(|| "(unnamed)".to_owned());
     let owner = match meta_text("namespace") {
         Some(ns) => format!("{kind} {ns}/{name}"),
@@ -163,7 +162,7 @@ fn annotated_at(value: &Value, key_prefix: &str, at: &mut PointerBuf) -> Option<
 }
 
 /// Runs the engine on the template at `template.root` in `doc`.
-pub fn mutate_template(
+pub fn plan_template(
     doc: &Value,
     template: &Template,
     config: &EngineConfig,
@@ -182,7 +181,8 @@ pub fn mutate_template(
         Some(value) => PodSpec::deserialize(value).map_err(|e| malformed("spec", e))?,
         None => PodSpec::default(),
     };
-    let outcome = engine::mutate(&meta, &spec, &template.root, config)?;
+    let pod = PodContext::new(&meta, &spec, config).at(&template.root);
+    let outcome = engine::plan_injection(&pod)?;
     Ok((outcome, spec))
 }
 
@@ -247,7 +247,7 @@ mod tests {
             "metadata": {"annotations": {"init.example/wait-for": "db:1"}},
             "spec": {"containers": "not-a-list"}}}});
         let template = &templates(&doc)[0];
-        let err = mutate_template(&doc, template, &EngineConfig::default()).unwrap_err();
+        let err = plan_template(&doc, template, &EngineConfig::default()).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("/spec/template/spec is not valid"),

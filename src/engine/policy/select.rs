@@ -125,7 +125,7 @@ mod tests {
     use kube::api::ObjectMeta;
 
     use super::*;
-    use crate::policy::crd::PolicyVolume;
+    use crate::engine::policy::crd::PolicyVolume;
 
     fn policy(name: &str, priority: i32, spec: InitPolicySpec) -> InitPolicy {
         InitPolicy {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
-use crate::duration::parse_positive;
+use crate::engine::duration::parse_positive;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// The annotation prefix used when none is configured.

@@ -7,6 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use url::Url;
 
+use crate::engine::names::is_dns1123_subdomain;
+
 /// A parsed wait target, normalized so that equal targets compare equal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WaitTarget {
@@ -16,12 +18,11 @@ pub enum WaitTarget {
     Http(HttpTarget),
 }
 
-/// An HTTP or HTTPS URL with a host and no credentials.
+/// An HTTP or HTTPS URL with a host, a port (explicit or the scheme's) and no
+/// credentials.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HttpTarget {
     url: String,
-    host: Host,
-    port: u16,
     tls: bool,
 }
 
@@ -48,27 +49,102 @@ impl HttpTarget {
     pub fn url(&self) -> &str {
         &self.url
     }
-    pub fn host(&self) -> &Host {
-        &self.host
-    }
-    /// The port, explicit or the scheme's default.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-    pub fn is_tls(&self) -> bool {
-        self.tls
+}
+
+/// Why a text is not a wait target, in words fit to follow the value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// Nothing but white space.
+    #[error("the target is empty")]
+    Empty,
+    /// White space inside the target.
+    #[error("a target cannot contain spaces")]
+    Spaces,
+    /// A scheme other than tcp, http and https (cut to 20 characters).
+    #[error("the scheme {0:?} is not supported (use tcp://, http:// or https://)")]
+    Scheme(String),
+    /// The URL parser's reason; it reads as part of the sentence, so it is shown rather
+    /// than chained as a cause.
+    #[error("it is not a valid URL ({0})")]
+    Url(url::ParseError),
+    /// `user:password@` in a URL.
+    #[error("credentials do not belong in an annotation; remove the user:password@ part")]
+    Credentials,
+    /// A URL without a host.
+    #[error("the URL has no host")]
+    UrlHost,
+    /// A URL without a port, explicit or known for its scheme.
+    #[error("the URL has no port")]
+    UrlPort,
+    /// `[` without `]`.
+    #[error("the IPv6 address has no closing ']'")]
+    Bracket,
+    /// Something in brackets that is not an IPv6 address.
+    #[error("the address in brackets is not an IPv6 address")]
+    Ipv6,
+    /// `[ipv6]` without `:port`.
+    #[error("a port is missing; expected [ipv6]:port")]
+    Ipv6Port,
+    /// No `:port`.
+    #[error("a port is missing; expected host:port")]
+    Port,
+    /// An IPv6 address without brackets.
+    #[error("an IPv6 address needs brackets, as in [::1]:5432")]
+    Ipv6Brackets,
+    /// A path without an http(s) scheme.
+    #[error("a path needs an http:// or https:// URL")]
+    Path,
+    /// Nothing before `:port`.
+    #[error("the host is empty; expected host:port")]
+    Host,
+    /// Nothing after `host:`.
+    #[error("the port is empty; expected a number from 1 to 65535")]
+    PortEmpty,
+    /// A port that is not digits.
+    #[error("the port is not a number; expected 1 to 65535")]
+    PortNumber,
+    /// A port of 0 or above 65535; the digits when there are few enough to show.
+    #[error("{} is out of range; expected 1 to 65535", match .0 { Some(port) => format!("port {port}"), None => "the port".to_owned() })]
+    PortRange(Option<String>),
+    /// Port 0 in a URL.
+    #[error("port 0 is not a port; expected 1 to 65535")]
+    PortZero,
+    /// A DNS name of 0 or more than 253 characters.
+    #[error("the host name is empty or longer than 253 characters")]
+    NameLength,
+    /// A DNS name with a label that is not a DNS-1123 label.
+    #[error(
+        "the host is not a valid host name (dot-separated labels of letters, digits and '-', at most 63 characters each)"
+    )]
+    Name,
+}
+
+impl TargetError {
+    /// Whether the message already says what form was expected, so a caller need not
+    /// add the list of target forms.
+    pub fn names_expected_form(&self) -> bool {
+        matches!(
+            self,
+            TargetError::Ipv6Port
+                | TargetError::Port
+                | TargetError::Host
+                | TargetError::PortEmpty
+                | TargetError::PortNumber
+                | TargetError::PortRange(_)
+                | TargetError::PortZero
+        )
     }
 }
 
 impl WaitTarget {
-    /// Parses one target. The error says what is wrong, in words fit to follow the value.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses one target.
+    pub fn parse(text: &str) -> Result<Self, TargetError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("the target is empty".to_owned());
+            return Err(TargetError::Empty);
         }
         if text.chars().any(char::is_whitespace) {
-            return Err("a target cannot contain spaces".to_owned());
+            return Err(TargetError::Spaces);
         }
         if let Some(rest) = text.strip_prefix("tcp://") {
             let (host, port) = parse_host_port(rest)?;
@@ -79,10 +155,7 @@ impl WaitTarget {
             return parse_http(text).map(WaitTarget::Http);
         }
         if let Some((scheme, _)) = text.split_once("://") {
-            return Err(format!(
-                "the scheme {:?} is not supported (use tcp://, http:// or https://)",
-                scheme.chars().take(20).collect::<String>()
-            ));
+            return Err(TargetError::Scheme(scheme.chars().take(20).collect()));
         }
         let (host, port) = parse_host_port(text)?;
         Ok(WaitTarget::Tcp { host, port })
@@ -110,60 +183,47 @@ impl fmt::Display for WaitTarget {
     }
 }
 
-fn parse_http(text: &str) -> Result<HttpTarget, String> {
-    let url = Url::parse(text).map_err(|err| format!("it is not a valid URL ({err})"))?;
+fn parse_http(text: &str) -> Result<HttpTarget, TargetError> {
+    let mut url = Url::parse(text).map_err(TargetError::Url)?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(
-            "credentials do not belong in an annotation; remove the user:password@ part".to_owned(),
-        );
+        return Err(TargetError::Credentials);
     }
-    let host = match url.host() {
-        Some(url::Host::Domain(name)) => Host::Name(check_dns_name(name)?),
-        Some(url::Host::Ipv4(ip)) => Host::Ipv4(ip),
-        Some(url::Host::Ipv6(ip)) => Host::Ipv6(ip),
-        None => return Err("the URL has no host".to_owned()),
-    };
-    let port = url
-        .port_or_known_default()
-        .ok_or_else(|| "the URL has no port".to_owned())?;
-    if port == 0 {
-        return Err("port 0 is not a port; expected 1 to 65535".to_owned());
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            check_dns_name(name)?;
+        }
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
+        None => return Err(TargetError::UrlHost),
+    }
+    match url.port_or_known_default() {
+        None => return Err(TargetError::UrlPort),
+        Some(0) => return Err(TargetError::PortZero),
+        Some(_) => {}
     }
     let tls = url.scheme() == "https";
-    let mut url = url;
     url.set_fragment(None);
     Ok(HttpTarget {
         url: url.into(),
-        host,
-        port,
         tls,
     })
 }
 
-fn parse_host_port(text: &str) -> Result<(Host, u16), String> {
+fn parse_host_port(text: &str) -> Result<(Host, u16), TargetError> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (inside, after) = rest
-            .split_once(']')
-            .ok_or_else(|| "the IPv6 address has no closing ']'".to_owned())?;
-        let ip: Ipv6Addr = inside
-            .parse()
-            .map_err(|_| "the address in brackets is not an IPv6 address".to_owned())?;
-        let port = after
-            .strip_prefix(':')
-            .ok_or_else(|| "a port is missing; expected [ipv6]:port".to_owned())?;
+        let (inside, after) = rest.split_once(']').ok_or(TargetError::Bracket)?;
+        let ip: Ipv6Addr = inside.parse().map_err(|_| TargetError::Ipv6)?;
+        let port = after.strip_prefix(':').ok_or(TargetError::Ipv6Port)?;
         (Host::Ipv6(ip), port)
     } else {
-        let (host, port) = text
-            .rsplit_once(':')
-            .ok_or_else(|| "a port is missing; expected host:port".to_owned())?;
+        let (host, port) = text.rsplit_once(':').ok_or(TargetError::Port)?;
         if host.contains(':') {
-            return Err("an IPv6 address needs brackets, as in [::1]:5432".to_owned());
+            return Err(TargetError::Ipv6Brackets);
         }
         if host.contains('/') || port.contains('/') {
-            return Err("a path needs an http:// or https:// URL".to_owned());
+            return Err(TargetError::Path);
         }
         if host.is_empty() {
-            return Err("the host is empty; expected host:port".to_owned());
+            return Err(TargetError::Host);
         }
         let host = match host.parse::<Ipv4Addr>() {
             Ok(ip) => Host::Ipv4(ip),
@@ -174,43 +234,33 @@ fn parse_host_port(text: &str) -> Result<(Host, u16), String> {
     Ok((host, parse_port(port)?))
 }
 
-fn parse_port(text: &str) -> Result<u16, String> {
+fn parse_port(text: &str) -> Result<u16, TargetError> {
     if text.is_empty() {
-        return Err("the port is empty; expected a number from 1 to 65535".to_owned());
+        return Err(TargetError::PortEmpty);
     }
     if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("the port is not a number; expected 1 to 65535".to_owned());
+        return Err(TargetError::PortNumber);
     }
     match text.parse::<u32>() {
         Ok(port @ 1..=65535) => Ok(port as u16),
-        _ if text.len() <= 10 => Err(format!("port {text} is out of range; expected 1 to 65535")),
-        _ => Err("the port is out of range; expected 1 to 65535".to_owned()),
+        _ => Err(TargetError::PortRange(
+            (text.len() <= 10).then(|| text.to_owned()),
+        )),
     }
 }
 
-/// Checks a DNS name (RFC 1123 labels, 253 characters at most, an optional final dot)
-/// and returns it in lowercase.
-fn check_dns_name(name: &str) -> Result<String, String> {
-    let bare = name.strip_suffix('.').unwrap_or(name);
+/// Checks a DNS name (DNS-1123 labels, 253 characters at most, an optional final dot,
+/// any case) and returns it in lowercase.
+fn check_dns_name(name: &str) -> Result<String, TargetError> {
+    let lower = name.to_ascii_lowercase();
+    let bare = lower.strip_suffix('.').unwrap_or(&lower);
     if bare.is_empty() || bare.len() > 253 {
-        return Err("the host name is empty or longer than 253 characters".to_owned());
+        return Err(TargetError::NameLength);
     }
-    for label in bare.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !ok {
-            return Err(
-                "the host is not a valid host name (dot-separated labels of letters, digits and '-', at most 63 characters each)"
-                    .to_owned(),
-            );
-        }
+    if !is_dns1123_subdomain(bare) {
+        return Err(TargetError::Name);
     }
-    Ok(name.to_ascii_lowercase())
+    Ok(lower)
 }
 
 #[cfg(test)]
@@ -255,15 +305,15 @@ mod tests {
     }
 
     #[test]
-    fn ports_and_schemes() {
+    fn schemes() {
         let WaitTarget::Http(http) = WaitTarget::parse("https://vault").unwrap() else {
             panic!("not http")
         };
-        assert_eq!((http.port(), http.is_tls()), (443, true));
+        assert_eq!((http.url(), http.tls), ("https://vault/", true));
         let WaitTarget::Http(http) = WaitTarget::parse("http://api:81").unwrap() else {
             panic!("not http")
         };
-        assert_eq!((http.port(), http.is_tls()), (81, false));
+        assert_eq!((http.url(), http.tls), ("http://api:81/", false));
     }
 
     #[test]
@@ -290,7 +340,7 @@ mod tests {
             ("postgres :5432", "spaces"),
         ];
         for (input, fragment) in cases {
-            let err = WaitTarget::parse(input).expect_err(input);
+            let err = WaitTarget::parse(input).expect_err(input).to_string();
             assert!(
                 err.contains(fragment),
                 "{input:?}: {err:?} lacks {fragment:?}"

@@ -3,31 +3,61 @@
 
 use std::time::Duration;
 
-/// Parses a positive duration. Returns the reason it is not one on failure, in words
-/// fit to follow "expected a duration such as 90s or 5m, but …".
-pub fn parse_positive(text: &str) -> Result<Duration, String> {
+/// Why a text is not a positive duration. Each message is a whole sentence that says
+/// what was expected.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing but white space.
+    #[error("{EXPECTED}, but the value is empty")]
+    Empty,
+    /// A leading minus sign.
+    #[error("{EXPECTED}, but it is negative")]
+    Negative,
+    /// A bare number, such as `30`.
+    #[error("{EXPECTED}, but it has no unit (write {0}s for seconds)")]
+    NoUnit(String),
+    /// `0s`, `0ms`, …
+    #[error("{EXPECTED}, but it is zero")]
+    Zero,
+    /// humantime's reason, such as an unknown unit; it reads as part of the sentence, so
+    /// it is shown rather than chained as a cause.
+    #[error("{EXPECTED}, but {0}")]
+    Unreadable(humantime::DurationError),
+    /// A fraction of a millisecond, such as `1500us`: the wait step's argv carries whole
+    /// milliseconds.
+    #[error("{EXPECTED}, but it is not a whole number of milliseconds")]
+    Fraction,
+    /// Longer than [`MAX`].
+    #[error("{EXPECTED}, but it is longer than 366 days")]
+    TooLong,
+}
+
+const EXPECTED: &str = "expected a positive duration such as 90s or 5m";
+
+/// Parses a positive duration.
+pub fn parse_positive(text: &str) -> Result<Duration, DurationError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err("the value is empty".to_owned());
+        return Err(DurationError::Empty);
     }
     if trimmed.starts_with('-') {
-        return Err("it is negative".to_owned());
+        return Err(DurationError::Negative);
     }
     if trimmed.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("it has no unit (write {trimmed}s for seconds)"));
+        return Err(DurationError::NoUnit(trimmed.to_owned()));
     }
-    let duration = humantime::parse_duration(trimmed).map_err(|err| err.to_string())?;
+    let duration = humantime::parse_duration(trimmed).map_err(DurationError::Unreadable)?;
     if duration.is_zero() {
-        return Err("it is zero".to_owned());
+        return Err(DurationError::Zero);
     }
     // The engine writes durations into the wait step's argv in whole milliseconds, and
     // `wait` adds them to the clock: a value it cannot carry exactly, or that overflows
     // the clock, would inject a step that cannot start.
     if duration.subsec_nanos() % 1_000_000 != 0 {
-        return Err("it is not a whole number of milliseconds".to_owned());
+        return Err(DurationError::Fraction);
     }
     if duration > MAX {
-        return Err(format!("it is longer than {} days", MAX.as_secs() / 86_400));
+        return Err(DurationError::TooLong);
     }
     Ok(duration)
 }
@@ -76,7 +106,9 @@ mod tests {
             ("300000000000y", Err("longer than 366 days")),
         ];
         for (input, want) in cases {
-            let got = parse_positive(input).map(|d| d.as_millis() as u64);
+            let got = parse_positive(input)
+                .map(|d| d.as_millis() as u64)
+                .map_err(|e| e.to_string());
             match (want, &got) {
                 (Ok(ms), Ok(got_ms)) => assert_eq!(ms, got_ms, "{input:?}"),
                 (Err(fragment), Err(msg)) => {

@@ -6,15 +6,16 @@
 use std::collections::BTreeMap;
 
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
-use jsonptr::PointerBuf;
+use jsonptr::{Pointer, PointerBuf};
 use k8s_openapi::api::core::v1::PodSpec;
 use serde::Serialize;
 
-use crate::plan::Plan;
+use crate::engine::plan::Plan;
+use crate::engine::status::Status;
 
 /// Appends `token` to a copy of `base`.
-fn child(base: &PointerBuf, token: &str) -> PointerBuf {
-    let mut path = base.clone();
+fn child(base: &Pointer, token: &str) -> PointerBuf {
+    let mut path = base.to_buf();
     path.push_back(token);
     path
 }
@@ -116,7 +117,7 @@ fn positions<'a, T: 'a>(
 }
 
 /// `base` with `extra` spliced in at `at`, as references; `None` stays `None` when
-/// nothing is added, exactly as [`crate::plan::apply`] builds the list.
+/// nothing is added, exactly as [`crate::engine::plan::apply`] builds the list.
 fn spliced<'a, T>(
     base: Option<&'a Vec<T>>,
     at: usize,
@@ -133,9 +134,42 @@ fn spliced<'a, T>(
 
 /// What the engine owns in a pod, by name, and how to compare it with the plan.
 pub struct Owned<'a> {
-    pub init_containers: &'a [&'a str],
-    pub volumes: &'a [&'a str],
+    pub init_containers: Vec<&'a str>,
+    pub volumes: Vec<&'a str>,
     pub compare: Compare,
+}
+
+impl<'a> Owned<'a> {
+    /// What an earlier pass injected (per its `P/status`) and what `plan` injects. When
+    /// the earlier status records this very plan (`now`), ours are compared by name.
+    pub fn of(earlier: Option<&'a Status>, plan: &'a Plan, now: Option<&Status>) -> Self {
+        let (old_containers, old_volumes): (&[String], &[String]) = match earlier {
+            Some(status) => (&status.init_containers, &status.volumes),
+            None => (&[], &[]),
+        };
+        let same_plan = earlier.zip(now).is_some_and(|(old, new)| {
+            old.hash == new.hash
+                && old.init_containers == new.init_containers
+                && old.volumes == new.volumes
+        });
+        Owned {
+            init_containers: old_containers
+                .iter()
+                .map(String::as_str)
+                .chain(plan.steps.iter().map(|s| s.container.name.as_str()))
+                .collect(),
+            volumes: old_volumes
+                .iter()
+                .map(String::as_str)
+                .chain(plan.volumes.iter().map(|v| v.name.as_str()))
+                .collect(),
+            compare: if same_plan {
+                Compare::Names
+            } else {
+                Compare::Content
+            },
+        }
+    }
 }
 
 /// The new value of the status annotation, keyed by its full name.
@@ -148,7 +182,7 @@ pub struct StatusChange<'a> {
 /// `root` (empty for a Pod, `/spec/template` for a Deployment, …). The new lists are
 /// views by reference; nothing of the pod is copied.
 pub fn diff(
-    root: &PointerBuf,
+    root: &Pointer,
     old_annotations: Option<&BTreeMap<String, String>>,
     old: &PodSpec,
     stripped: &PodSpec,

@@ -2,6 +2,10 @@
 //! and replace exactly that and nothing else.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::engine::names::hex_prefix;
+use crate::engine::plan::Plan;
 
 /// Written by the engine as compact JSON; its field order is fixed, so equal injections
 /// produce byte-identical annotations.
@@ -19,6 +23,24 @@ pub struct Status {
 }
 
 impl Status {
+    /// The status that records `plan`.
+    pub fn of(plan: &Plan) -> Status {
+        let containers: Vec<_> = plan.steps.iter().map(|s| &s.container).collect();
+        let mut hasher = Sha256::new();
+        serde_json::to_writer(&mut hasher, &(containers, &plan.volumes))
+            .expect("Kubernetes API types always serialize");
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            hash: hex_prefix(&hasher.finalize(), 16),
+            init_containers: plan
+                .steps
+                .iter()
+                .map(|s| s.container.name.clone())
+                .collect(),
+            volumes: plan.volumes.iter().map(|v| v.name.clone()).collect(),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }

@@ -14,10 +14,10 @@ use time::{Duration, OffsetDateTime};
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     /// rcgen refused the parameters (for example an invalid DNS name).
-    #[error("cannot generate the certificate: {0}")]
+    #[error("cannot generate the certificate")]
     Generate(#[from] rcgen::Error),
     /// A file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: String,
         #[source]

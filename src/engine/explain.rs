@@ -4,8 +4,10 @@ use std::fmt::Write;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
+use crate::engine::annotations::{Key, Keys};
+use crate::engine::duration::format_compact;
+use crate::engine::plan::Origin;
 use crate::engine::{Injection, Outcome, Skip};
-use crate::plan::Origin;
 
 /// Describes what the engine decided for one pod template.
 /// `spec` is the pod spec the engine read.
@@ -16,10 +18,8 @@ pub fn describe(owner: &str, outcome: &Outcome, spec: &PodSpec, prefix: &str) ->
             let _ = writeln!(out, "{owner}: nothing to inject (no {prefix}/ annotations)");
         }
         Outcome::Skipped(Skip::OptedOut) => {
-            let _ = writeln!(
-                out,
-                "{owner}: nothing to inject ({prefix}/inject is \"false\")"
-            );
+            let key = Keys::new(prefix).key(Key::Inject);
+            let _ = writeln!(out, "{owner}: nothing to inject ({key} is \"false\")");
         }
         Outcome::Injected(injection) => describe_injection(&mut out, owner, injection, spec),
     }
@@ -34,7 +34,7 @@ fn describe_injection(out: &mut String, owner: &str, injection: &Injection, spec
         plan.steps.len(),
         plan.volumes.len()
     );
-    if injection.patch.is_empty() {
+    if injection.is_already_injected() {
         let _ = writeln!(
             out,
             "  already injected: the pod matches the plan, the patch is empty"
@@ -50,18 +50,16 @@ fn describe_injection(out: &mut String, owner: &str, injection: &Injection, spec
     for (index, step) in plan.steps.iter().enumerate() {
         let c = &step.container;
         let what = match &step.origin {
-            Origin::Wait(target) => {
-                let args = c.args.as_deref().unwrap_or_default();
-                format!(
-                    "wait for {target} (timeout {}, interval {})",
-                    arg_after(args, "--timeout"),
-                    arg_after(args, "--interval")
-                )
-            }
-            Origin::Run {
-                name: _,
-                source_container,
+            Origin::Wait {
+                target,
+                timeout,
+                interval,
             } => format!(
+                "wait for {target} (timeout {}, interval {})",
+                format_compact(*timeout),
+                format_compact(*interval)
+            ),
+            Origin::Run { source_container } => format!(
                 "run `{}` in {} (env and mounts of container {source_container:?})",
                 shell_words(c.command.as_deref().unwrap_or_default()),
                 c.image.as_deref().unwrap_or("(no image)"),
@@ -103,13 +101,6 @@ fn describe_injection(out: &mut String, owner: &str, injection: &Injection, spec
 /// argv as a shell would need it written, so the user sees how their words were split.
 fn shell_words(argv: &[String]) -> String {
     shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| format!("{argv:?}"))
-}
-
-fn arg_after<'a>(args: &'a [String], flag: &str) -> &'a str {
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1))
-        .map_or("?", String::as_str)
 }
 
 fn init_order(spec: &PodSpec) -> String {

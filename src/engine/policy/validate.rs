@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use kube::core::Selector;
 
 use super::crd::{InitPolicySpec, PolicyStep, PolicyVolume};
-use crate::annotations::is_quantity;
-use crate::duration;
-use crate::names::is_dns1123_label;
-use crate::target::WaitTarget;
+use crate::engine::annotations::is_quantity;
+use crate::engine::duration;
+use crate::engine::names::is_dns1123_label;
+use crate::engine::target::WaitTarget;
 
 /// Every problem found in one policy, each naming the field and the value.
 pub fn problems(spec: &InitPolicySpec) -> Vec<String> {
@@ -142,7 +142,7 @@ pub fn conflicts<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::crd::PolicyDefaults;
+    use crate::engine::policy::crd::PolicyDefaults;
 
     fn step(name: &str, command: Option<&[&str]>, image: Option<&str>) -> PolicyStep {
         PolicyStep {

@@ -14,27 +14,32 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// Why a certificate and key could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {source}")]
+    /// A file cannot be read.
+    #[error("cannot read {path}")]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
+    /// The certificate file holds no certificate.
     #[error("{path} holds no PEM certificate")]
     NoCertificate { path: String },
-    #[error("{path} is not a PEM certificate chain: {source}")]
+    /// The certificate file is not PEM.
+    #[error("{path} is not a PEM certificate chain")]
     BadCertificate {
         path: String,
         #[source]
         source: rustls_pki_types::pem::Error,
     },
-    #[error("{path} holds no usable PEM private key: {source}")]
+    /// The key file holds no key rustls can use.
+    #[error("{path} holds no usable PEM private key")]
     BadKey {
         path: String,
         #[source]
         source: rustls_pki_types::pem::Error,
     },
-    #[error("the certificate and key do not make a valid TLS identity: {0}")]
+    /// rustls refused the pair (for example a key that does not match the certificate).
+    #[error("the certificate and key do not make a valid TLS identity")]
     Rustls(#[from] rustls::Error),
 }
 
@@ -44,16 +49,6 @@ pub struct Identity {
     pub config: Arc<ServerConfig>,
     /// When the leaf certificate expires, if it could be read.
     pub not_after: Option<SystemTime>,
-}
-
-/// The ring provider, the one crypto provider this binary uses.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Installs ring as the process-wide rustls provider; later calls are no-ops.
-pub fn install_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Builds a server config from PEM bytes; `cert_path` and `key_path` only name the
@@ -80,7 +75,7 @@ pub fn identity_from_pem(
         source,
     })?;
     let not_after = expiry(&chain[0]);
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(crate::crypto::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;

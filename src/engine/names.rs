@@ -22,6 +22,22 @@ pub fn is_dns1123_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// Whether `text` is a DNS-1123 subdomain: dot-separated DNS-1123 labels, 253
+/// characters at most (annotation prefixes, host names).
+pub fn is_dns1123_subdomain(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 253 && text.split('.').all(is_dns1123_label)
+}
+
+/// How messages name an object: its `name`, else its `generateName` followed by `*`
+/// (the apiserver has not chosen the rest yet), else `None`.
+pub fn object_name(name: Option<&str>, generate_name: Option<&str>) -> Option<String> {
+    match (name, generate_name) {
+        (Some(name), _) if !name.is_empty() => Some(name.to_owned()),
+        (_, Some(generate)) => Some(format!("{generate}*")),
+        _ => None,
+    }
+}
+
 /// Hex digest prefix of `text`, stable across runs and platforms.
 pub fn short_hash(text: &str, len: usize) -> String {
     hex_prefix(&Sha256::digest(text.as_bytes()), len)

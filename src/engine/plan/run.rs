@@ -1,0 +1,126 @@
+//! Run steps: one init container per `P/run.NAME`, in the image and with the env, mounts,
+//! working directory, securityContext and resources of the app container it copies.
+
+use k8s_openapi::api::core::v1::{Container, VolumeMount};
+
+use super::{DEFAULT_CONTAINER_ANNOTATION, Origin, Planner, Step};
+use crate::engine::annotations::{AnnotationError, Key, RunAttribute, RunDirective};
+
+impl<'a> Planner<'a> {
+    /// The run steps, in `P/steps` order, else in lexical order of NAME.
+    pub(super) fn run_steps(
+        &mut self,
+        mounts: &[VolumeMount],
+        default_container: Option<&str>,
+    ) -> Vec<Step> {
+        let order_rule = if self.directives.steps.is_some() {
+            format!(
+                "rule 1: pod run step, in {} order",
+                self.keys.key(Key::Steps)
+            )
+        } else {
+            "rule 1: pod run step, in lexical order of NAME".to_owned()
+        };
+        let mut steps = Vec::new();
+        for run in self.directives.ordered_runs() {
+            self.check_run_name(run);
+            self.taken.insert(run.name.clone());
+            let Some(source) = self.source_container(run, default_container) else {
+                continue;
+            };
+            steps.push(Step {
+                container: run_container(run, source, mounts),
+                origin: Origin::Run {
+                    source_container: source.name.clone(),
+                },
+                reason: order_rule.clone(),
+            });
+        }
+        steps
+    }
+
+    /// A step's name must not be taken by the pod or by a wait step.
+    fn check_run_name(&mut self, run: &RunDirective) {
+        let name = &run.name;
+        let mut clashes = Vec::new();
+        if self.pod_names.contains(name.as_str()) {
+            clashes.push(format!(
+                "the pod already has a container named {name:?}; choose another step name"
+            ));
+        }
+        if self.taken.contains(name) {
+            clashes.push(format!(
+                "step name {name:?} is also the name of an injected wait step; choose another"
+            ));
+        }
+        for message in clashes {
+            let error = AnnotationError::new(self.keys.run(name), run.argv.join(" "), message);
+            self.errors.push(error);
+        }
+    }
+
+    /// The app container a run step copies: the one it names, else the pod's default
+    /// container, else the first.
+    fn source_container(
+        &mut self,
+        run: &RunDirective,
+        default_container: Option<&str>,
+    ) -> Option<&'a Container> {
+        let spec = self.spec;
+        if let Some(wanted) = &run.container {
+            let found = spec.containers.iter().find(|c| &c.name == wanted);
+            if found.is_none() {
+                let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+                self.errors.push(AnnotationError::new(
+                    self.keys.run_attribute(&run.name, RunAttribute::Container),
+                    wanted.clone(),
+                    format!(
+                        "the pod has no app container of that name; expected one of: {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+            return found;
+        }
+        if let Some(wanted) = default_container {
+            match spec.containers.iter().find(|c| c.name == wanted) {
+                Some(found) => return Some(found),
+                None => self.warnings.push(format!(
+                    "annotation {DEFAULT_CONTAINER_ANNOTATION}: {wanted:?} is not a container of this pod; step {:?} copies the first container instead",
+                    run.name
+                )),
+            }
+        }
+        let first = spec.containers.first();
+        if first.is_none() {
+            self.errors.push(AnnotationError::new(
+                self.keys.run(&run.name),
+                run.argv.join(" "),
+                "the pod has no app container to take the image and environment from",
+            ));
+        }
+        first
+    }
+}
+
+fn run_container(run: &RunDirective, source: &Container, mounts: &[VolumeMount]) -> Container {
+    let mut volume_mounts = source.volume_mounts.clone().unwrap_or_default();
+    volume_mounts.extend(mounts.iter().cloned());
+    let (image, image_pull_policy) = match &run.image {
+        Some(image) => (Some(image.clone()), None),
+        None => (source.image.clone(), source.image_pull_policy.clone()),
+    };
+    Container {
+        name: run.name.clone(),
+        image,
+        image_pull_policy,
+        command: Some(run.argv.clone()),
+        env: source.env.clone(),
+        env_from: source.env_from.clone(),
+        volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),
+        working_dir: source.working_dir.clone(),
+        security_context: source.security_context.clone(),
+        resources: source.resources.clone(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,118 @@
+//! Wait steps: one init container per `P/wait-for` target, running `init-injector wait`
+//! in the injector's own image with the restricted securityContext.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, SeccompProfile, SecurityContext, VolumeMount,
+};
+
+use super::{Origin, Planner, Step};
+use crate::engine::annotations::{AnnotationError, Key};
+use crate::engine::config::IMAGE_BINARY_PATH;
+use crate::engine::duration::format_compact;
+use crate::engine::names::unique_label;
+use crate::engine::target::WaitTarget;
+
+impl Planner<'_> {
+    /// The wait steps, in the order the targets were written.
+    pub(super) fn wait_steps(&mut self, mounts: &[VolumeMount]) -> Vec<Step> {
+        let waits = &self.directives.waits;
+        let timeout = self
+            .directives
+            .wait_timeout
+            .unwrap_or(self.config.default_timeout);
+        let interval = self
+            .directives
+            .wait_interval
+            .unwrap_or(self.config.default_interval);
+        let mut steps = Vec::with_capacity(waits.len());
+        for (index, target) in waits.iter().enumerate() {
+            let seed = target.to_string();
+            let name = unique_label("wait-for", &target.name_hint(), &seed, &self.taken);
+            if self.pod_names.contains(name.as_str()) {
+                self.errors.push(AnnotationError::new(
+                    self.keys.key(Key::WaitFor),
+                    seed.clone(),
+                    format!("the pod already has a container named {name:?}; remove the hand-written wait step or this target"),
+                ));
+            }
+            self.taken.insert(name.clone());
+            let step_label = format!("{}/{}", index + 1, self.total);
+            let args = WaitArgs {
+                target,
+                timeout,
+                interval,
+                step_label: &step_label,
+            };
+            steps.push(Step {
+                container: self.wait_container(name, &args, mounts),
+                origin: Origin::Wait {
+                    target: target.clone(),
+                    timeout,
+                    interval,
+                },
+                reason: format!(
+                    "rule 1: pod wait-for, target {} of {} in written order",
+                    index + 1,
+                    waits.len()
+                ),
+            });
+        }
+        steps
+    }
+
+    fn wait_container(
+        &self,
+        name: String,
+        args: &WaitArgs<'_>,
+        mounts: &[VolumeMount],
+    ) -> Container {
+        Container {
+            name,
+            image: Some(self.config.wait_image.clone()),
+            command: Some(vec![IMAGE_BINARY_PATH.to_owned(), "wait".to_owned()]),
+            args: Some(vec![
+                "--timeout".to_owned(),
+                format_compact(args.timeout),
+                "--interval".to_owned(),
+                format_compact(args.interval),
+                "--step".to_owned(),
+                args.step_label.to_owned(),
+                args.target.to_string(),
+            ]),
+            resources: Some(self.config.wait_resources.clone()),
+            security_context: Some(restricted_security_context()),
+            volume_mounts: (!mounts.is_empty()).then(|| mounts.to_vec()),
+            ..Default::default()
+        }
+    }
+}
+
+/// What one wait step's `init-injector wait` is told.
+struct WaitArgs<'a> {
+    target: &'a WaitTarget,
+    timeout: Duration,
+    interval: Duration,
+    /// `I/N`: the step's place in the block.
+    step_label: &'a str,
+}
+
+/// The securityContext that passes Pod Security "restricted".
+pub fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Default::default()
+        }),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

@@ -3,14 +3,14 @@
 //! so a fixed crash stays fixed under `cargo test` without a fuzzer.
 //!
 //! The library is reached through three entry points only:
-//! [`init_injector::annotations::parse`], [`init_injector::admission::review`] and
+//! [`init_injector::engine::annotations::parse`], [`init_injector::webhook::admission::review`] and
 //! [`init_injector::cli::inject::run`].
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use init_injector::admission::{self, AdmissionConfig, OnInvalid};
-use init_injector::config::{DEFAULT_PREFIX, EngineConfig};
+use init_injector::engine::config::{DEFAULT_PREFIX, EngineConfig};
+use init_injector::webhook::admission::{self, AdmissionConfig, OnInvalid};
 use serde_json::Value;
 
 /// The annotation parser over `key=value` lines. A key without `/` is put under the
@@ -29,7 +29,7 @@ pub fn annotations(data: &[u8]) {
         };
         map.insert(key, value.replace("\\n", "\n"));
     }
-    if let Err(errors) = init_injector::annotations::parse(&map, DEFAULT_PREFIX) {
+    if let Err(errors) = init_injector::engine::annotations::parse(&map, DEFAULT_PREFIX) {
         assert!(!errors.is_empty(), "an Err without a single error");
         for error in errors {
             assert!(

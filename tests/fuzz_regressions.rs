@@ -9,8 +9,8 @@ mod oracles;
 
 use std::path::Path;
 
-use init_injector::admission::{self, AdmissionConfig, OnInvalid};
-use init_injector::config::EngineConfig;
+use init_injector::engine::config::EngineConfig;
+use init_injector::webhook::admission::{self, AdmissionConfig, OnInvalid};
 
 /// Runs `oracle` on every file in `fuzz/regressions/<target>/` (none when the target
 /// never crashed); returns how many.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -22,80 +22,11 @@ use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
 mod common;
-use common::{generate, init_names, logged_addr, loopback_identity, serve_command, volume_names};
+use common::node::client;
+use common::webhook::Webhook;
+use common::{init_names, loopback_identity, volume_names};
 
 const LABEL: &str = "init-injector-e2e";
-
-async fn client() -> Client {
-    Client::try_default()
-        .await
-        .expect("KUBECONFIG points at the e2e control plane (run tests/e2e/run.sh)")
-}
-
-/// A `serve` process on 127.0.0.1 with a certificate for that address.
-struct Webhook {
-    child: Child,
-    addr: SocketAddr,
-    ca_pem: String,
-    log_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Webhook {
-    fn start(name: &str, extra: &[&str]) -> Webhook {
-        let dir = tempfile::tempdir().unwrap();
-        let generated = generate();
-        init_injector::webhook::certs::write(&generated, dir.path()).unwrap();
-        let logs = std::env::var("INIT_INJECTOR_E2E_LOGS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| dir.path().to_owned());
-        let log_path = logs.join(format!("webhook-{name}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = serve_command()
-            .arg("--tls-cert")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key")
-            .arg(dir.path().join("tls.key"))
-            .args(extra)
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(addr) = text.lines().find_map(logged_addr) {
-                break addr;
-            }
-            assert!(Instant::now() < deadline, "serve did not start: {text}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Webhook {
-            child,
-            addr,
-            ca_pem: generated.ca_cert_pem,
-            log_path,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}/mutate", self.addr)
-    }
-
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn pod_webhook(
     name: &str,

@@ -13,7 +13,7 @@
 #![cfg(feature = "e2e")]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -29,33 +29,14 @@ use serde_json::{Value, json};
 
 mod common;
 use common::init_names;
+use common::node::{client, host_ip, logs_dir};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/init-injector");
-
-async fn client() -> Client {
-    Client::try_default()
-        .await
-        .expect("KUBECONFIG points at the e2e control plane (run tests/e2e/run.sh)")
-}
 
 fn helm_binary() -> PathBuf {
     std::env::var_os("INIT_INJECTOR_E2E_HELM")
         .map(PathBuf::from)
         .expect("INIT_INJECTOR_E2E_HELM names the helm that tests/e2e/build.sh built")
-}
-
-/// The private address of the test's network namespace: endpoints may not be loopback.
-fn host_ip() -> IpAddr {
-    std::env::var("INIT_INJECTOR_E2E_HOST_IP")
-        .expect("INIT_INJECTOR_E2E_HOST_IP is set by tests/e2e/run.sh")
-        .parse()
-        .expect("INIT_INJECTOR_E2E_HOST_IP is an IP address")
-}
-
-fn logs_dir() -> PathBuf {
-    std::env::var_os("INIT_INJECTOR_E2E_LOGS")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Runs helm; `--kube-version` because a helm built from source assumes 1.20 offline.

@@ -11,8 +11,6 @@
 #![cfg(feature = "e2e")]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,69 +26,12 @@ use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
 mod common;
-use common::{generate, init_names, logged_addr, serve_command};
+use common::init_names;
+use common::node::{client, logs_dir};
+use common::webhook::Webhook;
 
 /// Concurrent clients, like a few controllers creating pods at once.
 const CLIENTS: usize = 4;
-
-async fn client() -> Client {
-    Client::try_default()
-        .await
-        .expect("KUBECONFIG points at the e2e control plane (run tests/e2e/run.sh)")
-}
-
-fn logs_dir() -> PathBuf {
-    std::env::var_os("INIT_INJECTOR_E2E_LOGS")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-}
-
-struct Serve {
-    child: Child,
-    url: String,
-    ca_pem: String,
-    log_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_serve() -> Serve {
-    let dir = tempfile::tempdir().unwrap();
-    let generated = generate();
-    init_injector::webhook::certs::write(&generated, dir.path()).unwrap();
-    let log_path = logs_dir().join("webhook-latency.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let child = serve_command()
-        .arg("--tls-cert")
-        .arg(dir.path().join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.path().join("tls.key"))
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = loop {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(addr) = text.lines().find_map(logged_addr) {
-            break addr;
-        }
-        assert!(Instant::now() < deadline, "serve did not start: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Serve {
-        child,
-        url: format!("https://{addr}/mutate"),
-        ca_pem: generated.ca_cert_pem,
-        log_path,
-        _dir: dir,
-    }
-}
 
 async fn namespace(client: &Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -118,13 +59,13 @@ async fn namespace(client: &Client, name: &str) {
 }
 
 /// The chart's webhook: the same rules, reinvocation and `matchConditions`.
-async fn register(client: &Client, serve: &Serve, namespace: &str) {
+async fn register(client: &Client, serve: &Webhook, namespace: &str) {
     let webhook = MutatingWebhook {
         name: "pods.init.example".into(),
         admission_review_versions: vec!["v1".into()],
         side_effects: "None".into(),
         client_config: WebhookClientConfig {
-            url: Some(serve.url.clone()),
+            url: Some(serve.url()),
             ca_bundle: Some(ByteString(serve.ca_pem.as_bytes().to_vec())),
             ..Default::default()
         },
@@ -238,7 +179,7 @@ async fn the_webhook_adds_little_to_a_pod_create() {
     let (hooked, by_hand) = ("e2e-latency-webhook", "e2e-latency-by-hand");
     namespace(&client, hooked).await;
     namespace(&client, by_hand).await;
-    let serve = start_serve();
+    let serve = Webhook::start("latency", &[]);
     register(&client, &serve, hooked).await;
     let hooked_pods: Api<Pod> = Api::namespaced(client.clone(), hooked);
     let hand_pods: Api<Pod> = Api::namespaced(client.clone(), by_hand);

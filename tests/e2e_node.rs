@@ -12,8 +12,6 @@
 #![cfg(feature = "e2e")]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -28,63 +26,15 @@ use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::json;
 
 mod common;
+use common::init_names;
 use common::node::{
     app, app_status, client, container_log, diagnose, free_port, host_ip, http_server,
     init_statuses, is_running, log_tail, logs_dir, on_node, phase, pod, tcp_server, terminated,
     unix_now, wait_for_pod,
 };
-use common::{generate, init_names, logged_addr, serve_command};
+use common::webhook::Webhook;
 
 const LABEL: &str = "init-injector-e2e-node";
-
-/// A `serve` process on 127.0.0.1 (the API server runs in the same namespace), with the
-/// engine's defaults: the wait image is the one run.sh imported into containerd.
-struct Webhook {
-    child: Child,
-    addr: SocketAddr,
-    ca_pem: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Webhook {
-    fn start(name: &str) -> Webhook {
-        let dir = tempfile::tempdir().unwrap();
-        let generated = generate();
-        init_injector::webhook::certs::write(&generated, dir.path()).unwrap();
-        let log_path = logs_dir().join(format!("webhook-node-{name}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = serve_command()
-            .arg("--tls-cert")
-            .arg(dir.path().join("tls.crt"))
-            .arg("--tls-key")
-            .arg(dir.path().join("tls.key"))
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(addr) = text.lines().find_map(logged_addr) {
-                break addr;
-            }
-            assert!(Instant::now() < deadline, "serve did not start: {text}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Webhook {
-            child,
-            addr,
-            ca_pem: generated.ca_cert_pem,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A fresh namespace labelled for this test (plus `labels`), with its `default`
 /// ServiceAccount, and `webhook` registered for it; returns once the API server calls it.
@@ -192,7 +142,7 @@ async fn cleanup(client: &Client, name: &str) {
 async fn the_seed_pipeline_runs_in_order_once_its_dependencies_answer() {
     let client = client().await;
     let ns = "e2e-node-seed";
-    let webhook = Webhook::start("seed");
+    let webhook = Webhook::start("node-seed", &[]);
     namespace(&client, ns, &[], &webhook).await;
 
     let ip = host_ip();
@@ -371,7 +321,7 @@ async fn the_seed_pipeline_runs_in_order_once_its_dependencies_answer() {
 async fn a_wait_that_never_answers_fails_with_its_reason_and_the_app_never_starts() {
     let client = client().await;
     let ns = "e2e-node-timeout";
-    let webhook = Webhook::start("timeout");
+    let webhook = Webhook::start("node-timeout", &[]);
     namespace(&client, ns, &[], &webhook).await;
 
     let ip = host_ip();
@@ -459,7 +409,7 @@ async fn a_wait_that_never_answers_fails_with_its_reason_and_the_app_never_start
 async fn a_restricted_namespace_runs_the_injected_pod() {
     let client = client().await;
     let ns = "e2e-node-restricted";
-    let webhook = Webhook::start("restricted");
+    let webhook = Webhook::start("node-restricted", &[]);
     namespace(
         &client,
         ns,
@@ -559,7 +509,7 @@ async fn a_restricted_namespace_runs_the_injected_pod() {
 async fn a_service_name_is_resolved_by_cluster_dns_and_waited_for() {
     let client = client().await;
     let ns = "e2e-node-dns";
-    let webhook = Webhook::start("dns");
+    let webhook = Webhook::start("node-dns", &[]);
     namespace(&client, ns, &[], &webhook).await;
 
     let fqdn = format!("db.{ns}.svc.cluster.local");
@@ -662,7 +612,7 @@ async fn a_service_name_is_resolved_by_cluster_dns_and_waited_for() {
 async fn both_replicas_of_a_deployment_are_injected_and_run() {
     let client = client().await;
     let ns = "e2e-node-deploy";
-    let webhook = Webhook::start("deploy");
+    let webhook = Webhook::start("node-deploy", &[]);
     namespace(&client, ns, &[], &webhook).await;
 
     let ip = host_ip();

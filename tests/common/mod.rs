@@ -266,3 +266,5 @@ pub fn apply_checked(
 
 #[cfg(feature = "e2e")]
 pub mod node;
+#[cfg(feature = "e2e")]
+pub mod webhook;

@@ -570,3 +570,67 @@ async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
 }
+
+/// `--max-connections`: with every permit held, a new connection is closed at once
+/// (its TLS handshake fails), counted and logged; once one closes, new ones are served.
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_at_once_and_counted() {
+    let generated = common::generate();
+    let dir = tempfile::tempdir().unwrap();
+    common::write_secret_volume(dir.path(), "v1", &generated);
+    let mut config = common::config(dir.path(), OnInvalid::Deny);
+    config.max_connections = 3;
+    let running = init_injector::webhook::server::start(config).await.unwrap();
+    let ca = generated.ca_cert_pem.as_str();
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(common::raw_tls(running.addr, ca).await);
+    }
+    let connector =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(common::tls_config(&[ca])));
+    let started = std::time::Instant::now();
+    let tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let over = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        .await
+        .expect("the connection over the limit is closed, not left waiting");
+    assert!(over.is_err(), "a fourth connection was served");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let metrics = reqwest::get(format!("http://{}/metrics", running.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("init_injector_connections_refused_total 1"),
+        "{metrics}"
+    );
+
+    // One held connection closes: its permit comes back and a new client is served.
+    drop(held.pop());
+    let client = common::client(&[ca], false);
+    let url = format!("https://localhost:{}/healthz", running.addr.port());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match client.get(&url).send().await {
+            Ok(response) => {
+                assert_eq!(response.status(), 200);
+                break;
+            }
+            Err(err) => assert!(
+                std::time::Instant::now() < deadline,
+                "never served again: {err}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
+    running.shutdown().await.unwrap();
+}

@@ -61,6 +61,11 @@ pub struct ServeArgs {
     /// Deadline for a client's TLS handshake, request headers, and request body.
     #[arg(long, env = "INIT_INJECTOR_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_positive)]
     pub request_timeout: Duration,
+    /// Connections open at once; more are closed as they arrive, counted in
+    /// init_injector_connections_refused_total and logged. Keep it below the open-file
+    /// limit (`ulimit -n`).
+    #[arg(long, env = "INIT_INJECTOR_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
     /// How often the certificate files are checked for changes.
     #[arg(long, env = "INIT_INJECTOR_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_positive)]
     pub cert_reload_interval: Duration,
@@ -130,6 +135,7 @@ impl ServeArgs {
             reload_interval: self.cert_reload_interval,
             request_timeout: self.request_timeout,
             gates: managed.iter().map(|(_, trusted)| trusted.clone()).collect(),
+            max_connections: self.max_connections as usize,
         };
         (config, managed)
     }

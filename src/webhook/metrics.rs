@@ -29,6 +29,7 @@ pub struct Metrics {
     latency: Histogram,
     patch_operations: Counter,
     bad_requests: Counter,
+    connections_refused: Counter,
     reloads: Family<ResultLabel, Counter>,
     expiry: Gauge<f64, AtomicU64>,
 }
@@ -65,6 +66,12 @@ impl Default for Metrics {
             "Requests refused before review (malformed, too large, too slow)",
             bad_requests.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because --max-connections were open",
+            connections_refused.clone(),
+        );
         let reloads = Family::<ResultLabel, Counter>::default();
         registry.register(
             "certificate_reloads",
@@ -83,6 +90,7 @@ impl Default for Metrics {
             latency,
             patch_operations,
             bad_requests,
+            connections_refused,
             reloads,
             expiry,
         }
@@ -104,6 +112,10 @@ impl Metrics {
     }
 
     /// Records a request refused before review.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
     pub fn bad_request(&self, elapsed: Duration) {
         self.bad_requests.inc();
         self.latency.observe(elapsed.as_secs_f64());

@@ -75,6 +75,7 @@ pub fn config(dir: &Path, on_invalid: OnInvalid) -> ServeConfig {
         reload_interval: Duration::from_millis(100),
         request_timeout: Duration::from_secs(2),
         gates: Vec::new(),
+        max_connections: 64,
     }
 }
 

@@ -2,6 +2,7 @@
 //! ports and serves until [`Running::shutdown`] drains it. The routes and body limits
 //! are in `routes.rs`, certificate rotation in `reload.rs`.
 
+pub mod limit;
 mod reload;
 mod routes;
 
@@ -50,6 +51,8 @@ pub struct ServeConfig {
     /// whether the first list of policies and namespaces is done. `/readyz` answers 200
     /// only when all hold.
     pub gates: Vec<Arc<AtomicBool>>,
+    /// Connections open at once; more are closed as they arrive (see [`limit`]).
+    pub max_connections: usize,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -141,7 +144,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let metrics_addr = metrics_listener.local_addr()?;
 
     let handle = Handle::new();
-    let acceptor = RustlsAcceptor::new(rustls.clone()).handshake_timeout(config.request_timeout);
+    let acceptor = limit::Limited::new(
+        RustlsAcceptor::new(rustls.clone()).handshake_timeout(config.request_timeout),
+        config.max_connections,
+        metrics.clone(),
+    );
     let mut server = axum_server::from_tcp(listener)?
         .acceptor(acceptor)
         .handle(handle.clone())

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use init_injector::engine::config::EngineConfig;
 use init_injector::engine::names::is_dns1123_label;
-use init_injector::engine::{Outcome, PodContext, plan_injection};
+use init_injector::engine::patch::PatchJson;
+use init_injector::engine::{Outcome, PodContext, plan_injection, plan_injection_with};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
@@ -130,8 +131,37 @@ fn inject_once(pod: &Pod) -> Option<(Pod, usize)> {
     Some((patched, injection.patch.len()))
 }
 
+/// The webhook's patch bytes (written straight from the plan) and json-patch's
+/// operations serialized: both forms of one patch, byte for byte.
+fn both_patch_forms(pod: &Pod) -> Option<(Vec<u8>, Vec<u8>)> {
+    let config = EngineConfig::default();
+    let context = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &config);
+    let Ok(Outcome::Injected(operations)) = plan_injection(&context) else {
+        return None;
+    };
+    let Ok(Outcome::Injected(json)) = plan_injection_with(&context, PatchJson::from_ops) else {
+        panic!("plan_injection and plan_injection_with disagree on whether to inject");
+    };
+    assert_eq!(json.patch.operations, operations.patch.len());
+    Some((
+        json.patch.bytes,
+        serde_json::to_vec(&operations.patch).unwrap(),
+    ))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn webhook_patch_bytes_equal_the_operations(pod in pods()) {
+        if let Some((json, operations)) = both_patch_forms(&pod) {
+            prop_assert_eq!(String::from_utf8(json).unwrap(), String::from_utf8(operations).unwrap());
+            let (once, _) = inject_once(&pod).unwrap();
+            if let Some((json, operations)) = both_patch_forms(&once) {
+                prop_assert_eq!(json, operations);
+            }
+        }
+    }
 
     #[test]
     fn inject_twice_equals_inject_once(pod in pods()) {

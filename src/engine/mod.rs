@@ -64,14 +64,15 @@ impl<'a> PodContext<'a> {
     }
 }
 
-/// What the engine decided for one pod.
+/// What the engine decided for one pod. `P` is the form of the patch: json-patch's
+/// operations from [`plan_injection`], or what [`plan_injection_with`] makes of them.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub enum Outcome<P = Vec<PatchOperation>> {
     /// Nothing to do, and why.
     Skipped(Skip),
     /// The pod gets the plan: [`Injection::patch`] performs it, or is empty when the pod
     /// already carries exactly this plan ([`Previous::AlreadyInjected`]).
-    Injected(Box<Injection>),
+    Injected(Box<Injection<P>>),
 }
 
 /// Why a pod was left alone.
@@ -99,18 +100,18 @@ pub enum Previous {
 
 /// A planned injection and the patch that performs it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Injection {
+pub struct Injection<P = Vec<PatchOperation>> {
     pub plan: Plan,
     /// The new `P/status`; `None` when a stale injection is only removed.
     pub status: Option<Status>,
     /// JSON Patch operations, with paths under [`PodContext::root`].
-    pub patch: Vec<PatchOperation>,
+    pub patch: P,
     pub previous: Previous,
     /// The full status annotation key.
     pub status_key: String,
 }
 
-impl Injection {
+impl<P> Injection<P> {
     pub fn warnings(&self) -> &[String] {
         &self.plan.warnings
     }
@@ -161,6 +162,18 @@ fn render(errors: &[AnnotationError]) -> String {
 /// Decides whether the pod gets an injection and, if so, plans it and builds the patch
 /// that brings the pod there from where it stands.
 pub fn plan_injection(pod: &PodContext<'_>) -> Result<Outcome, Invalid> {
+    plan_injection_with(pod, |ops| {
+        ops.into_iter().map(patch::Op::into_operation).collect()
+    })
+}
+
+/// [`plan_injection`], with the patch in the form that `form` makes of the operations,
+/// which are views of the pod and the plan (the webhook writes them straight to JSON
+/// bytes, see [`patch::PatchJson`]).
+pub fn plan_injection_with<P>(
+    pod: &PodContext<'_>,
+    form: impl FnOnce(Vec<patch::Op<'_>>) -> P,
+) -> Result<Outcome<P>, Invalid> {
     let empty = BTreeMap::new();
     let annotations = pod.meta.annotations.as_ref().unwrap_or(&empty);
     let directives = annotations::parse(annotations, &pod.config.prefix).map_err(Invalid)?;
@@ -193,7 +206,7 @@ pub fn plan_injection(pod: &PodContext<'_>) -> Result<Outcome, Invalid> {
         key: &status_key,
         value: status_text.as_deref(),
     };
-    let patch = patch::diff(
+    let ops = patch::diff(
         pod.root,
         pod.meta.annotations.as_ref(),
         pod.spec,
@@ -202,11 +215,13 @@ pub fn plan_injection(pod: &PodContext<'_>) -> Result<Outcome, Invalid> {
         change,
         &Owned::of(earlier.as_ref(), &plan, status.as_ref()),
     );
+    let unchanged = ops.is_empty();
+    let patch = form(ops);
     drop(stripped);
 
     let previous = match earlier {
         None => Previous::NotInjected,
-        Some(earlier) if patch.is_empty() => Previous::AlreadyInjected(earlier),
+        Some(earlier) if unchanged => Previous::AlreadyInjected(earlier),
         Some(earlier) => Previous::Replaced(earlier),
     };
     Ok(Outcome::Injected(Box::new(Injection {

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use jsonptr::{Pointer, PointerBuf};
-use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::api::core::v1::{Container, PodSpec, Volume, VolumeMount};
 use serde::Serialize;
 
 use crate::engine::plan::Plan;
 use crate::engine::status::Status;
+
+mod name_first;
 
 /// Appends `token` to a copy of `base`.
 fn child(base: &Pointer, token: &str) -> PointerBuf {
@@ -20,22 +22,150 @@ fn child(base: &Pointer, token: &str) -> PointerBuf {
     path
 }
 
-/// Serializes an API object with its `name` first, where a person reading the
-/// manifest looks for it (the API types themselves serialize fields alphabetically).
-fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
-    name_first(serde_json::to_value(value).expect("Kubernetes API types always serialize"))
+/// One operation of the patch, its value a view of the plan or the pod. It serializes
+/// to exactly the bytes of the [`PatchOperation`] that [`Op::into_operation`] makes,
+/// without building that operation's owned JSON value first: on a pod whose run steps
+/// copy a large env, those values were most of a review's allocations.
+#[derive(Debug)]
+pub enum Op<'a> {
+    Add { path: PointerBuf, value: Value<'a> },
+    Remove { path: PointerBuf },
+    Replace { path: PointerBuf, value: Value<'a> },
 }
 
-fn name_first(value: serde_json::Value) -> serde_json::Value {
-    match value {
-        serde_json::Value::Array(items) => items.into_iter().map(name_first).collect(),
-        serde_json::Value::Object(mut fields) => {
-            if let Some(name) = fields.get("name").cloned() {
-                fields.shift_insert(0, "name".to_owned(), name);
-            }
-            serde_json::Value::Object(fields)
+/// The value of an [`Op`].
+#[derive(Debug)]
+pub enum Value<'a> {
+    Object(Object<'a>),
+    List(Vec<Object<'a>>),
+    String(&'a str),
+    /// A map with this one entry (a new `annotations`).
+    Entry(&'a str, &'a str),
+}
+
+/// An API object the engine adds. It serializes with its `name` first, where a person
+/// reading the manifest looks for it (the API types themselves serialize fields
+/// alphabetically).
+#[derive(Clone, Copy, Debug)]
+pub enum Object<'a> {
+    Container(&'a Container),
+    Volume(&'a Volume),
+    Mount(&'a VolumeMount),
+}
+
+/// The API objects that [`list_ops`] adds: each has a name and a view as an [`Object`].
+trait Named: PartialEq {
+    fn name(&self) -> &str;
+    fn object(&self) -> Object<'_>;
+}
+
+impl Named for Container {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn object(&self) -> Object<'_> {
+        Object::Container(self)
+    }
+}
+
+impl Named for Volume {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn object(&self) -> Object<'_> {
+        Object::Volume(self)
+    }
+}
+
+impl Named for VolumeMount {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn object(&self) -> Object<'_> {
+        Object::Mount(self)
+    }
+}
+
+impl Serialize for Object<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Object::Container(c) => name_first::serialize(c, &c.name, serializer),
+            Object::Volume(v) => name_first::serialize(v, &v.name, serializer),
+            Object::Mount(m) => name_first::serialize(m, &m.name, serializer),
         }
-        other => other,
+    }
+}
+
+impl Serialize for Value<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Value::Object(object) => object.serialize(serializer),
+            Value::List(objects) => serializer.collect_seq(objects),
+            Value::String(text) => serializer.serialize_str(text),
+            Value::Entry(key, value) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(key, value)?;
+                map.end()
+            }
+        }
+    }
+}
+
+/// As json-patch writes a [`PatchOperation`]: the `op` tag, then `path`, then `value`.
+impl Serialize for Op<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (op, path, value) = match self {
+            Op::Add { path, value } => ("add", path, Some(value)),
+            Op::Remove { path } => ("remove", path, None),
+            Op::Replace { path, value } => ("replace", path, Some(value)),
+        };
+        let mut fields =
+            serializer.serialize_struct("PatchOperation", 2 + value.is_some() as usize)?;
+        fields.serialize_field("op", op)?;
+        fields.serialize_field("path", path)?;
+        if let Some(value) = value {
+            fields.serialize_field("value", value)?;
+        }
+        fields.end()
+    }
+}
+
+impl Op<'_> {
+    /// json-patch's owned form of this operation.
+    pub fn into_operation(self) -> PatchOperation {
+        let value = |value: Value<'_>| {
+            serde_json::to_value(&value).expect("Kubernetes API types always serialize")
+        };
+        match self {
+            Op::Add { path, value: v } => PatchOperation::Add(AddOperation {
+                path,
+                value: value(v),
+            }),
+            Op::Remove { path } => PatchOperation::Remove(RemoveOperation { path }),
+            Op::Replace { path, value: v } => PatchOperation::Replace(ReplaceOperation {
+                path,
+                value: value(v),
+            }),
+        }
+    }
+}
+
+/// A patch as the JSON bytes sent to the API server, written straight from the views.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatchJson {
+    pub bytes: Vec<u8>,
+    /// How many operations it holds.
+    pub operations: usize,
+}
+
+impl PatchJson {
+    pub fn from_ops(ops: Vec<Op<'_>>) -> Self {
+        PatchJson {
+            bytes: serde_json::to_vec(&ops).expect("Kubernetes API types always serialize"),
+            operations: ops.len(),
+        }
     }
 }
 
@@ -55,20 +185,19 @@ pub enum Compare {
 /// elements interleaved with elements that `is_ours` claims. Ours are removed from the
 /// back (so indices stay valid), then the new ones are added front to back at their final
 /// indices. When ours already stand where they should, no op is emitted.
-fn list_ops<T: Serialize + PartialEq>(
-    ops: &mut Vec<PatchOperation>,
+fn list_ops<'a, T: Named>(
+    ops: &mut Vec<Op<'a>>,
     path: &PointerBuf,
     old: Option<&Vec<T>>,
-    new: Option<&[&T]>,
-    compare: (Compare, fn(&T) -> &str),
+    new: Option<&[&'a T]>,
+    compare: Compare,
     is_ours: impl Fn(&T) -> bool,
 ) {
     let old_ours = positions(old.into_iter().flatten(), &is_ours);
     let new_ours = positions(new.into_iter().flatten().copied(), &is_ours);
-    let (compare, name) = compare;
     let same = |a: &T, b: &T| match compare {
         Compare::Content => a == b,
-        Compare::Names => name(a) == name(b),
+        Compare::Names => a.name() == b.name(),
     };
     let unchanged = match (old, new) {
         (Some(old), Some(new)) => {
@@ -82,24 +211,24 @@ fn list_ops<T: Serialize + PartialEq>(
     }
     if old.is_none() {
         if let Some(new_list) = new {
-            ops.push(PatchOperation::Add(AddOperation {
+            ops.push(Op::Add {
                 path: path.clone(),
-                value: to_value(&new_list),
-            }));
+                value: Value::List(new_list.iter().map(|item| item.object()).collect()),
+            });
         }
         return;
     }
     for i in old_ours.iter().rev() {
-        ops.push(PatchOperation::Remove(RemoveOperation {
+        ops.push(Op::Remove {
             path: child(path, &i.to_string()),
-        }));
+        });
     }
     if let Some(new_list) = new {
         for &i in &new_ours {
-            ops.push(PatchOperation::Add(AddOperation {
+            ops.push(Op::Add {
                 path: child(path, &i.to_string()),
-                value: to_value(new_list[i]),
-            }));
+                value: Value::Object(new_list[i].object()),
+            });
         }
     }
 }
@@ -179,17 +308,18 @@ pub struct StatusChange<'a> {
 }
 
 /// The JSON Patch that turns `old` into `stripped` with `plan` applied, with paths under
-/// `root` (empty for a Pod, `/spec/template` for a Deployment, …). The new lists are
-/// views by reference; nothing of the pod is copied.
-pub fn diff(
+/// `root` (empty for a Pod, `/spec/template` for a Deployment, …). The operations are
+/// views: their values refer to `stripped`, `plan` and `status`; nothing of the pod is
+/// copied.
+pub fn diff<'a>(
     root: &Pointer,
     old_annotations: Option<&BTreeMap<String, String>>,
     old: &PodSpec,
-    stripped: &PodSpec,
-    plan: &Plan,
-    status: StatusChange<'_>,
+    stripped: &'a PodSpec,
+    plan: &'a Plan,
+    status: StatusChange<'a>,
     owned: &Owned<'_>,
-) -> Vec<PatchOperation> {
+) -> Vec<Op<'a>> {
     let mut ops = Vec::new();
     let spec = child(root, "spec");
     let init = spliced(
@@ -202,7 +332,7 @@ pub fn diff(
         &child(&spec, "initContainers"),
         old.init_containers.as_ref(),
         init.as_deref(),
-        (owned.compare, |c| c.name.as_str()),
+        owned.compare,
         |c| owned.init_containers.contains(&c.name.as_str()),
     );
     let volume_is_ours = |name: &str| owned.volumes.contains(&name);
@@ -212,7 +342,7 @@ pub fn diff(
         &child(&spec, "volumes"),
         old.volumes.as_ref(),
         volumes.as_deref(),
-        (owned.compare, |v| v.name.as_str()),
+        owned.compare,
         |v| volume_is_ours(&v.name),
     );
     let containers = child(&spec, "containers");
@@ -229,7 +359,7 @@ pub fn diff(
             &path,
             old_c.volume_mounts.as_ref(),
             new_mounts.as_deref(),
-            (owned.compare, |m| m.name.as_str()),
+            owned.compare,
             |m| volume_is_ours(&m.name),
         );
     }
@@ -239,23 +369,19 @@ pub fn diff(
     let status_path = child(&child(&metadata, "annotations"), status.key);
     match (old_status, status.value) {
         (Some(old), Some(new)) if old == new => {}
-        (Some(_), Some(new)) => ops.push(PatchOperation::Replace(ReplaceOperation {
+        (Some(_), Some(new)) => ops.push(Op::Replace {
             path: status_path,
-            value: new.into(),
-        })),
-        (None, Some(new)) if old_annotations.is_none() => {
-            ops.push(PatchOperation::Add(AddOperation {
-                path: child(&metadata, "annotations"),
-                value: serde_json::json!({ status.key: new }),
-            }))
-        }
-        (None, Some(new)) => ops.push(PatchOperation::Add(AddOperation {
+            value: Value::String(new),
+        }),
+        (None, Some(new)) if old_annotations.is_none() => ops.push(Op::Add {
+            path: child(&metadata, "annotations"),
+            value: Value::Entry(status.key, new),
+        }),
+        (None, Some(new)) => ops.push(Op::Add {
             path: status_path,
-            value: new.into(),
-        })),
-        (Some(_), None) => ops.push(PatchOperation::Remove(RemoveOperation {
-            path: status_path,
-        })),
+            value: Value::String(new),
+        }),
+        (Some(_), None) => ops.push(Op::Remove { path: status_path }),
         (None, None) => {}
     }
     ops

@@ -27,8 +27,12 @@ impl Status {
     pub fn of(plan: &Plan) -> Status {
         let containers: Vec<_> = plan.steps.iter().map(|s| &s.container).collect();
         let mut hasher = Sha256::new();
-        serde_json::to_writer(&mut hasher, &(containers, &plan.volumes))
+        // Buffered: the serializer writes many small pieces, each a call into the hasher.
+        let mut buffered = std::io::BufWriter::with_capacity(8 * 1024, &mut hasher);
+        serde_json::to_writer(&mut buffered, &(containers, &plan.volumes))
             .expect("Kubernetes API types always serialize");
+        std::io::Write::flush(&mut buffered).expect("hashing never fails");
+        drop(buffered);
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             hash: hex_prefix(&hasher.finalize(), 16),

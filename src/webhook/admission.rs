@@ -12,6 +12,7 @@ use kube::core::{DynamicObject, Resource};
 
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
+use crate::engine::patch::PatchJson;
 use crate::engine::{self, Outcome, PodContext, Skip};
 
 /// What to do with a pod whose annotations are wrong.
@@ -173,7 +174,8 @@ fn answer<T: Resource>(
     }
 }
 
-/// The AdmissionReview v1 response on the wire, with the patch base64-encoded.
+/// Serializes a response as the AdmissionReview the apiserver reads, with the patch
+/// base64-encoded.
 ///
 /// kube's `AdmissionResponse` is how responses are built (`from`, `deny`, `with_patch`),
 /// but its derived serialization writes the patch bytes as a JSON array of numbers
@@ -182,55 +184,54 @@ fn answer<T: Resource>(
 /// which costs more to encrypt, send and parse than the engine costs to run. base64 is
 /// what Go itself writes for `[]byte`. Audit annotations are written in key order so
 /// that equal answers are equal bytes.
-#[derive(serde::Serialize)]
-struct WireReview<'a> {
-    #[serde(rename = "apiVersion")]
-    api_version: &'a str,
-    kind: &'a str,
-    response: WireResponse<'a>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireResponse<'a> {
-    uid: &'a str,
-    allowed: bool,
-    status: &'a kube::core::Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    audit_annotations: BTreeMap<&'a str, &'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warnings: Option<&'a [String]>,
-}
-
-/// Serializes a response as the AdmissionReview the apiserver reads.
+///
+/// The patch, most of a large answer, is base64-encoded straight into the output: no
+/// intermediate string, and no escaping pass over text that never needs escaping. The
+/// other fields go through serde_json as they would inside a derived struct; a test
+/// holds the bytes equal to that struct's serialization (`WireReview` below).
 pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
     use base64::Engine;
-    let patch = response
-        .patch
-        .as_deref()
-        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
-    let wire = WireReview {
-        api_version: "admission.k8s.io/v1",
-        kind: "AdmissionReview",
-        response: WireResponse {
-            uid: &response.uid,
-            allowed: response.allowed,
-            status: &response.result,
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-            audit_annotations: response
-                .audit_annotations
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-            warnings: response.warnings.as_deref(),
-        },
-    };
-    serde_json::to_vec(&wire).expect("an AdmissionReview always serializes")
+    fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+        serde_json::to_writer(out, value).expect("an AdmissionReview always serializes");
+    }
+    let base64 = &base64::engine::general_purpose::STANDARD;
+    let patch_len = response.patch.as_ref().map_or(0, |patch| {
+        base64::encoded_len(patch.len(), true).expect("a patch is far below usize::MAX")
+    });
+    let mut out = Vec::with_capacity(patch_len + 1024);
+    out.extend_from_slice(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
+    );
+    put(&mut out, &response.uid);
+    out.extend_from_slice(br#","allowed":"#);
+    put(&mut out, &response.allowed);
+    out.extend_from_slice(br#","status":"#);
+    put(&mut out, &response.result);
+    if let Some(patch) = &response.patch {
+        out.extend_from_slice(br#","patch":""#);
+        let at = out.len();
+        out.resize(at + patch_len, 0);
+        let written = base64
+            .encode_slice(patch, &mut out[at..])
+            .expect("sized by encoded_len");
+        out.truncate(at + written);
+        out.extend_from_slice(br#"","patchType":"JSONPatch""#);
+    }
+    if !response.audit_annotations.is_empty() {
+        out.extend_from_slice(br#","auditAnnotations":"#);
+        let sorted: BTreeMap<&str, &str> = response
+            .audit_annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        put(&mut out, &sorted);
+    }
+    if let Some(warnings) = &response.warnings {
+        out.extend_from_slice(br#","warnings":"#);
+        put(&mut out, warnings);
+    }
+    out.extend_from_slice(b"}}");
+    out
 }
 
 fn decide(
@@ -243,7 +244,8 @@ fn decide(
     let Some(spec) = spec else {
         return (allowed.deny("the pod has no spec"), Decision::Invalid);
     };
-    match engine::plan_injection(&PodContext::new(meta, spec, &config.engine)) {
+    let pod = PodContext::new(meta, spec, &config.engine);
+    match engine::plan_injection_with(&pod, PatchJson::from_ops) {
         Ok(Outcome::Skipped(Skip::NotAnnotated)) => (allowed, Decision::Skipped("not annotated")),
         Ok(Outcome::Skipped(Skip::OptedOut)) => (allowed, Decision::Skipped("opted out")),
         Ok(Outcome::Injected(injection)) => {
@@ -264,9 +266,15 @@ fn decide(
             if injection.is_already_injected() {
                 return (response, Decision::Skipped("already injected"));
             }
-            let operations = injection.patch.len();
-            match response.with_patch(Patch(injection.patch)) {
-                Ok(response) => (response, Decision::Mutated { operations }),
+            // `with_patch` sets the patch type (a private field) and serializes the
+            // operations it is given; the engine has already written ours as bytes.
+            let patch = injection.patch;
+            match response.with_patch(Patch(Vec::new())) {
+                Ok(mut response) => {
+                    response.patch = Some(patch.bytes);
+                    let operations = patch.operations;
+                    (response, Decision::Mutated { operations })
+                }
                 Err(err) => (
                     AdmissionResponse::from(request).deny(format!("internal error: {err}")),
                     Decision::Invalid,
@@ -303,6 +311,83 @@ mod tests {
         AdmissionConfig {
             engine: EngineConfig::default(),
             on_invalid: OnInvalid::Deny,
+        }
+    }
+
+    /// The wire form as a derived struct: what [`encode`] writes by hand.
+    #[derive(serde::Serialize)]
+    struct WireReview<'a> {
+        #[serde(rename = "apiVersion")]
+        api_version: &'a str,
+        kind: &'a str,
+        response: WireResponse<'a>,
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct WireResponse<'a> {
+        uid: &'a str,
+        allowed: bool,
+        status: &'a kube::core::Status,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patch: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patch_type: Option<&'static str>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        audit_annotations: BTreeMap<&'a str, &'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        warnings: Option<&'a [String]>,
+    }
+
+    fn derived_encode(response: &AdmissionResponse) -> Vec<u8> {
+        use base64::Engine;
+        let patch = response
+            .patch
+            .as_deref()
+            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
+        serde_json::to_vec(&WireReview {
+            api_version: "admission.k8s.io/v1",
+            kind: "AdmissionReview",
+            response: WireResponse {
+                uid: &response.uid,
+                allowed: response.allowed,
+                status: &response.result,
+                patch_type: patch.as_ref().map(|_| "JSONPatch"),
+                patch,
+                audit_annotations: response
+                    .audit_annotations
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+                warnings: response.warnings.as_deref(),
+            },
+        })
+        .unwrap()
+    }
+
+    /// Mutated, skipped, denied and warned answers, with and without every optional
+    /// field: the hand-written bytes are the derived struct's bytes.
+    #[test]
+    fn encode_writes_the_derived_wire_form() {
+        let body = include_bytes!("../../examples/review.json");
+        let decoded: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
+        let request: AdmissionRequest<Pod> = decoded.try_into().unwrap();
+        let pod = request.object.as_ref().unwrap();
+        let (mutated, _) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
+        assert!(mutated.patch.is_some() && !mutated.audit_annotations.is_empty());
+        let mut warned = AdmissionResponse::from(&request);
+        warned.warnings = Some(vec!["a \"quoted\" warning\n".into(), "second".into()]);
+        for response in [
+            mutated.clone(),
+            AdmissionResponse::from(&request),
+            AdmissionResponse::from(&request).deny("init-injector: \"bad\" value \u{1f}"),
+            warned,
+            AdmissionResponse::invalid("no request"),
+        ] {
+            assert_eq!(
+                String::from_utf8(encode(&response)).unwrap(),
+                String::from_utf8(derived_encode(&response)).unwrap()
+            );
         }
     }
 
@@ -346,6 +431,30 @@ mod tests {
         ours["response"]["patch"] = serde_json::Value::Null;
         kube["response"]["patch"] = serde_json::Value::Null;
         assert_eq!(ours, kube);
+    }
+
+    /// The patch on the wire is the bytes of json-patch's own serialization of the
+    /// engine's operations.
+    #[test]
+    fn wire_patch_bytes_are_the_operations_bytes() {
+        use base64::Engine;
+        let body = include_bytes!("../../examples/review.json");
+        let decoded: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
+        let pod = decoded.request.unwrap().object.unwrap();
+        let engine_config = config().engine;
+        let context = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
+        let Ok(Outcome::Injected(injection)) = engine::plan_injection(&context) else {
+            panic!("injected")
+        };
+        let ours: serde_json::Value =
+            serde_json::from_slice(&review(body, &config()).unwrap().body).unwrap();
+        let wire = base64::engine::general_purpose::STANDARD
+            .decode(ours["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            serde_json::to_string(&injection.patch).unwrap()
+        );
     }
 
     #[test]

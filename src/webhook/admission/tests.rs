@@ -1,0 +1,162 @@
+//! Tests of the admission boundary: decisions, refusals, and the answer's bytes against kube's own encoding.
+
+use super::*;
+
+fn config() -> AdmissionConfig {
+    AdmissionConfig {
+        engine: EngineConfig::default(),
+        on_invalid: OnInvalid::Deny,
+    }
+}
+
+/// The wire form as a derived struct: what [`encode`] writes by hand.
+#[derive(serde::Serialize)]
+struct WireReview<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    kind: &'a str,
+    response: WireResponse<'a>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse<'a> {
+    uid: &'a str,
+    allowed: bool,
+    status: &'a kube::core::Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    audit_annotations: BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warnings: Option<&'a [String]>,
+}
+
+fn derived_encode(response: &AdmissionResponse) -> Vec<u8> {
+    use base64::Engine;
+    let patch = response
+        .patch
+        .as_deref()
+        .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes));
+    serde_json::to_vec(&WireReview {
+        api_version: "admission.k8s.io/v1",
+        kind: "AdmissionReview",
+        response: WireResponse {
+            uid: &response.uid,
+            allowed: response.allowed,
+            status: &response.result,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            audit_annotations: response
+                .audit_annotations
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            warnings: response.warnings.as_deref(),
+        },
+    })
+    .unwrap()
+}
+
+/// Mutated, skipped, denied and warned answers, with and without every optional
+/// field: the hand-written bytes are the derived struct's bytes.
+#[test]
+fn encode_writes_the_derived_wire_form() {
+    let body = include_bytes!("../../../examples/review.json");
+    let decoded: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
+    let request: AdmissionRequest<Pod> = decoded.try_into().unwrap();
+    let pod = request.object.as_ref().unwrap();
+    let (mutated, _) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
+    assert!(mutated.patch.is_some() && !mutated.audit_annotations.is_empty());
+    let mut warned = AdmissionResponse::from(&request);
+    warned.warnings = Some(vec!["a \"quoted\" warning\n".into(), "second".into()]);
+    for response in [
+        mutated.clone(),
+        AdmissionResponse::from(&request),
+        AdmissionResponse::from(&request).deny("init-injector: \"bad\" value \u{1f}"),
+        warned,
+        AdmissionResponse::invalid("no request"),
+    ] {
+        assert_eq!(
+            String::from_utf8(encode(&response)).unwrap(),
+            String::from_utf8(derived_encode(&response)).unwrap()
+        );
+    }
+}
+
+/// Our wire form and kube's own serialization carry the same JSON Patch, and it is
+/// the patch the engine made.
+#[test]
+fn wire_patch_equals_kube_patch_equals_engine_patch() {
+    use base64::Engine;
+    let body = include_bytes!("../../../examples/review.json");
+    let review: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
+    let request: AdmissionRequest<Pod> = review.try_into().unwrap();
+    let pod = request.object.as_ref().unwrap();
+    let (response, decision) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
+    assert!(matches!(decision, Decision::Mutated { .. }));
+
+    let engine_config = config().engine;
+    let pod = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
+    let Ok(Outcome::Injected(injection)) = engine::plan_injection(&pod) else {
+        panic!("injected")
+    };
+    let engine_patch = serde_json::to_value(&injection.patch).unwrap();
+
+    let ours: serde_json::Value = serde_json::from_slice(&encode(&response)).unwrap();
+    let base64 = ours["response"]["patch"].as_str().unwrap();
+    let ours_patch: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(base64)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ours_patch, engine_patch);
+    assert_eq!(ours["response"]["patchType"], "JSONPatch");
+    assert_eq!(ours["response"]["uid"], request.uid.as_str());
+
+    let kube: serde_json::Value = serde_json::to_value(response.clone().into_review()).unwrap();
+    let bytes: Vec<u8> = serde_json::from_value(kube["response"]["patch"].clone()).unwrap();
+    let kube_patch: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(kube_patch, engine_patch);
+    // Everything but the patch's encoding is the same document.
+    let (mut ours, mut kube) = (ours, kube);
+    ours["response"]["patch"] = serde_json::Value::Null;
+    kube["response"]["patch"] = serde_json::Value::Null;
+    assert_eq!(ours, kube);
+}
+
+/// The patch on the wire is the bytes of json-patch's own serialization of the
+/// engine's operations.
+#[test]
+fn wire_patch_bytes_are_the_operations_bytes() {
+    use base64::Engine;
+    let body = include_bytes!("../../../examples/review.json");
+    let decoded: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
+    let pod = decoded.request.unwrap().object.unwrap();
+    let engine_config = config().engine;
+    let context = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
+    let Ok(Outcome::Injected(injection)) = engine::plan_injection(&context) else {
+        panic!("injected")
+    };
+    let ours: serde_json::Value =
+        serde_json::from_slice(&review(body, &config()).unwrap().body).unwrap();
+    let wire = base64::engine::general_purpose::STANDARD
+        .decode(ours["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(wire).unwrap(),
+        serde_json::to_string(&injection.patch).unwrap()
+    );
+}
+
+#[test]
+fn equal_answers_are_equal_bytes() {
+    let body = include_bytes!("../../../examples/review.json");
+    let first = review(body, &config()).unwrap().body;
+    for _ in 0..10 {
+        assert_eq!(review(body, &config()).unwrap().body, first);
+    }
+}

@@ -172,14 +172,7 @@ fn process(
         }
     };
     let templates = workload::templates(&value);
-    for skipped in workload::unhandled(&value, &config.prefix) {
-        report.warnings.push(format!(
-            "{place}: {}: has {}/ annotations at {}, but inject only knows the pod templates of \
-             v1 Pod and ReplicationController, apps/v1 Deployment, StatefulSet, DaemonSet and \
-             ReplicaSet, and batch/v1 Job and CronJob; written unchanged",
-            skipped.object, config.prefix, skipped.at
-        ));
-    }
+    warn_unhandled(&value, place, &config.prefix, report);
     let mut ops = Vec::new();
     let mut described = String::new();
     for template in &templates {
@@ -234,6 +227,19 @@ fn process(
                 .push(format!("{place}: cannot write YAML: {err}"));
             None
         }
+    }
+}
+
+/// Objects that carry our annotations in a kind `inject` does not know are written
+/// unchanged, and said so on stderr.
+fn warn_unhandled(value: &Value, place: &str, prefix: &str, report: &mut Report) {
+    for skipped in workload::unhandled(value, prefix) {
+        report.warnings.push(format!(
+            "{place}: {}: has {prefix}/ annotations at {}, but inject only knows the pod templates of \
+             v1 Pod and ReplicationController, apps/v1 Deployment, StatefulSet, DaemonSet and \
+             ReplicaSet, and batch/v1 Job and CronJob; written unchanged",
+            skipped.object, skipped.at
+        ));
     }
 }
 

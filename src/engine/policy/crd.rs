@@ -153,6 +153,12 @@ mod tests {
         );
         let text = serde_json::to_string(&crd).unwrap();
         assert!(text.contains("template names must be unique"), "{text}");
-        println!("{}", serde_yaml_ng::to_string(&crd).unwrap());
+        let printed: Vec<&str> = crd.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|column| column.name.as_str())
+            .collect();
+        assert_eq!(printed, ["Priority", "Enforce", "Accepted", "Age"]);
     }
 }

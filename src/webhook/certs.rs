@@ -29,7 +29,7 @@ pub enum CertError {
 }
 
 /// A CA and a serving certificate, PEM-encoded.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Generated {
     pub ca_cert_pem: String,
     pub ca_key_pem: String,

@@ -89,8 +89,12 @@ pub fn identity_from_pem(
 
 fn expiry(cert: &CertificateDer<'_>) -> Option<SystemTime> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let seconds = parsed.validity().not_after.timestamp();
-    let seconds = u64::try_from(seconds).ok()?;
+    not_after(&parsed)
+}
+
+/// When a parsed certificate expires; `None` for a date before 1970.
+pub fn not_after(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<SystemTime> {
+    let seconds = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
 }
 

@@ -10,7 +10,8 @@ use x509_parser::extensions::GeneralName;
 
 use super::SelfManaged;
 use crate::cluster::ClusterError;
-use crate::webhook::certs;
+use crate::webhook::certs::{self, Generated};
+use crate::webhook::tls::not_after;
 
 /// Keys of the Secret: a `kubernetes.io/tls` Secret plus the CA and its key.
 pub const CA_CERT_KEY: &str = "ca.crt";
@@ -18,56 +19,42 @@ pub const CA_KEY_KEY: &str = "ca.key";
 pub const CERT_KEY: &str = "tls.crt";
 pub const KEY_KEY: &str = "tls.key";
 
+/// What a Secret's contents are good for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Serve these keys as they are.
-    Use(Keys),
+    Use(Generated),
     /// The CA is fine; issue a new serving certificate (the reason says why).
     NewLeaf(String),
     /// Start over with a new CA (the reason says why).
     NewCa(String),
 }
 
-/// The CA and the serving certificate, PEM-encoded.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Keys {
-    pub ca_cert: String,
-    pub ca_key: String,
-    pub cert: String,
-    pub key: String,
+/// The CA and the serving certificate in a Secret's data, when all four keys are there.
+pub fn from_data(data: &BTreeMap<String, ByteString>) -> Option<Generated> {
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(|value| String::from_utf8(value.0.clone()).ok())
+    };
+    Some(Generated {
+        ca_cert_pem: text(CA_CERT_KEY)?,
+        ca_key_pem: text(CA_KEY_KEY)?,
+        cert_pem: text(CERT_KEY)?,
+        key_pem: text(KEY_KEY)?,
+    })
 }
 
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys").finish_non_exhaustive()
-    }
-}
-
-impl Keys {
-    pub(super) fn from_data(data: &BTreeMap<String, ByteString>) -> Option<Keys> {
-        let text = |key: &str| {
-            data.get(key)
-                .and_then(|value| String::from_utf8(value.0.clone()).ok())
-        };
-        Some(Keys {
-            ca_cert: text(CA_CERT_KEY)?,
-            ca_key: text(CA_KEY_KEY)?,
-            cert: text(CERT_KEY)?,
-            key: text(KEY_KEY)?,
-        })
-    }
-
-    pub(super) fn to_data(&self) -> BTreeMap<String, ByteString> {
-        [
-            (CA_CERT_KEY, &self.ca_cert),
-            (CA_KEY_KEY, &self.ca_key),
-            (CERT_KEY, &self.cert),
-            (KEY_KEY, &self.key),
-        ]
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), ByteString(value.as_bytes().to_vec())))
-        .collect()
-    }
+/// A Secret's data holding `keys`.
+pub fn to_data(keys: &Generated) -> BTreeMap<String, ByteString> {
+    [
+        (CA_CERT_KEY, &keys.ca_cert_pem),
+        (CA_KEY_KEY, &keys.ca_key_pem),
+        (CERT_KEY, &keys.cert_pem),
+        (KEY_KEY, &keys.key_pem),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), ByteString(value.as_bytes().to_vec())))
+    .collect()
 }
 
 /// Decides what to do with a Secret's data: pure, so every branch is unit-tested.
@@ -77,10 +64,10 @@ pub fn assess(
     validity: Duration,
     now: SystemTime,
 ) -> Verdict {
-    let Some(keys) = Keys::from_data(data) else {
+    let Some(keys) = from_data(data) else {
         return Verdict::NewCa("the Secret lacks one of ca.crt, ca.key, tls.crt, tls.key".into());
     };
-    let Some(ca_der) = pem_der(&keys.ca_cert) else {
+    let Some(ca_der) = pem_der(&keys.ca_cert_pem) else {
         return Verdict::NewCa("ca.crt is not a PEM certificate".into());
     };
     let Ok((_, ca)) = x509_parser::parse_x509_certificate(&ca_der) else {
@@ -92,10 +79,10 @@ pub fn assess(
     if remaining(&ca, now) < validity {
         return Verdict::NewCa("the CA expires within one serving lifetime".into());
     }
-    if !key_matches(&keys.ca_key, &ca) {
+    if !key_matches(&keys.ca_key_pem, &ca) {
         return Verdict::NewCa("ca.key does not belong to ca.crt".into());
     }
-    let Some(leaf_der) = pem_der(&keys.cert) else {
+    let Some(leaf_der) = pem_der(&keys.cert_pem) else {
         return Verdict::NewLeaf("tls.crt is not a PEM certificate".into());
     };
     let Ok((_, leaf)) = x509_parser::parse_x509_certificate(&leaf_der) else {
@@ -104,7 +91,7 @@ pub fn assess(
     if leaf.verify_signature(Some(ca.public_key())).is_err() {
         return Verdict::NewLeaf("tls.crt is not signed by ca.crt".into());
     }
-    if !key_matches(&keys.key, &leaf) {
+    if !key_matches(&keys.key_pem, &leaf) {
         return Verdict::NewLeaf("tls.key does not belong to tls.crt".into());
     }
     let covered = dns_names(&leaf);
@@ -123,14 +110,9 @@ fn pem_der(pem: &str) -> Option<Vec<u8>> {
 }
 
 fn remaining(cert: &X509Certificate<'_>, now: SystemTime) -> Duration {
-    let not_after = cert.validity().not_after.timestamp();
-    let now = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    u64::try_from(not_after)
-        .ok()
-        .and_then(|not_after| not_after.checked_sub(now))
-        .map_or(Duration::ZERO, Duration::from_secs)
+    not_after(cert)
+        .and_then(|end| end.duration_since(now).ok())
+        .unwrap_or(Duration::ZERO)
 }
 
 fn key_matches(key_pem: &str, cert: &X509Certificate<'_>) -> bool {
@@ -162,27 +144,27 @@ pub(super) fn renew(
     config: &SelfManaged,
     current: Option<&BTreeMap<String, ByteString>>,
     verdict: &Verdict,
-) -> Result<Keys, ClusterError> {
-    let reuse_ca = match (verdict, current.and_then(Keys::from_data)) {
-        (Verdict::NewLeaf(_), Some(keys)) => Some((keys.ca_cert, keys.ca_key)),
+) -> Result<Generated, ClusterError> {
+    let reuse_ca = match (verdict, current.and_then(from_data)) {
+        (Verdict::NewLeaf(_), Some(keys)) => Some((keys.ca_cert_pem, keys.ca_key_pem)),
         _ => None,
     };
-    let (ca_cert, ca_key) = match reuse_ca {
+    let (ca_cert_pem, ca_key_pem) = match reuse_ca {
         Some(ca) => ca,
         None => certs::generate_ca(time_duration(config.ca_validity()))?,
     };
-    let (cert, key) = certs::issue_serving(
-        &ca_cert,
-        &ca_key,
+    let (cert_pem, key_pem) = certs::issue_serving(
+        &ca_cert_pem,
+        &ca_key_pem,
         &config.dns_names(),
         &[],
         time_duration(config.validity),
     )?;
-    Ok(Keys {
-        ca_cert,
-        ca_key,
-        cert,
-        key,
+    Ok(Generated {
+        ca_cert_pem,
+        ca_key_pem,
+        cert_pem,
+        key_pem,
     })
 }
 
@@ -207,9 +189,7 @@ mod tests {
     }
 
     fn fresh(config: &SelfManaged) -> BTreeMap<String, ByteString> {
-        renew(config, None, &Verdict::NewCa(String::new()))
-            .unwrap()
-            .to_data()
+        to_data(&renew(config, None, &Verdict::NewCa(String::new())).unwrap())
     }
 
     fn verdict(
@@ -241,9 +221,12 @@ mod tests {
         assert!(reason.contains("third"), "{reason}");
         // The renewed certificate keeps the CA, so the caBundle stays valid.
         let renewed = renew(&config, Some(&data), &Verdict::NewLeaf(reason)).unwrap();
-        assert_eq!(renewed.ca_cert.as_bytes(), data[CA_CERT_KEY].0.as_slice());
+        assert_eq!(
+            renewed.ca_cert_pem.as_bytes(),
+            data[CA_CERT_KEY].0.as_slice()
+        );
         assert!(matches!(
-            verdict(&config, &renewed.to_data(), SystemTime::now()),
+            verdict(&config, &to_data(&renewed), SystemTime::now()),
             Verdict::Use(_)
         ));
     }

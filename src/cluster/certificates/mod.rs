@@ -24,14 +24,15 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use keys::renew;
-pub use keys::{CA_CERT_KEY, CA_KEY_KEY, CERT_KEY, KEY_KEY, Keys, Verdict, assess};
+pub use keys::{CA_CERT_KEY, CA_KEY_KEY, CERT_KEY, KEY_KEY, Verdict, assess};
+use keys::{renew, to_data};
 
 use super::{ClusterError, status_of};
-use crate::webhook::certs;
+use crate::webhook::certs::{self, Generated};
 use crate::webhook::tls::TlsFiles;
 
 /// The CA lives at least this long (and at least three serving lifetimes).
@@ -90,7 +91,6 @@ impl SelfManaged {
     }
 }
 
-/// What the Secret's contents are good for.
 /// Talks to the API server for `self` mode.
 pub struct Manager {
     config: SelfManaged,
@@ -114,13 +114,7 @@ impl Manager {
                             "cannot read the owner Deployment {}/{name}",
                             config.namespace
                         )))?;
-                Some(OwnerReference {
-                    api_version: "apps/v1".into(),
-                    kind: "Deployment".into(),
-                    name: name.clone(),
-                    uid: deployment.metadata.uid.unwrap_or_default(),
-                    ..Default::default()
-                })
+                deployment.owner_ref(&())
             }
             None => None,
         };
@@ -134,83 +128,61 @@ impl Manager {
 
     /// Makes sure the Secret holds usable keys and returns them: creates it if absent,
     /// renews what needs renewing, and on a lost race reads what the winner wrote.
-    pub async fn settle_secret(&self) -> Result<Keys, ClusterError> {
-        let name = &self.config.secret;
-        let names = self.config.dns_names();
-        for _ in 0..ATTEMPTS {
-            let current = self
-                .secrets
-                .get_opt(name)
-                .await
-                .map_err(ClusterError::api(format!(
-                    "cannot read the Secret {}/{name}",
-                    self.config.namespace
-                )))?;
-            let Some(mut secret) = current else {
-                let keys = renew(&self.config, None, &Verdict::NewCa(String::new()))?;
-                match self.create_secret(&keys).await {
-                    Ok(()) => {
-                        tracing::info!(secret = %name, "created the webhook's CA and serving certificate");
-                        return Ok(keys);
-                    }
-                    Err(err) if status_of(&err).is_some_and(|s| s.is_already_exists()) => {
-                        tracing::info!(secret = %name, "another replica created the Secret first; reading its keys");
-                        continue;
-                    }
-                    Err(err) => {
-                        return Err(ClusterError::Api {
-                            action: format!(
-                                "cannot create the Secret {}/{name}",
-                                self.config.namespace
-                            ),
-                            source: err,
-                        });
-                    }
-                }
-            };
-            let data = secret.data.take().unwrap_or_default();
-            let verdict = assess(&data, &names, self.config.validity, SystemTime::now());
-            let reason = match &verdict {
-                Verdict::Use(keys) => return Ok(keys.clone()),
-                Verdict::NewLeaf(reason) | Verdict::NewCa(reason) => reason.clone(),
-            };
-            let keys = renew(&self.config, Some(&data), &verdict)?;
-            secret.data = Some(keys.to_data());
-            // `replace` sends the resourceVersion that was read: a concurrent change
-            // makes it fail with a conflict, and the next round reads that change.
-            match self
-                .secrets
-                .replace(name, &PostParams::default(), &secret)
-                .await
-            {
-                Ok(_) => {
-                    let what = match verdict {
-                        Verdict::NewCa(_) => "a new CA and serving certificate",
-                        _ => "a new serving certificate",
-                    };
-                    tracing::info!(secret = %name, %reason, "wrote {what}");
-                    return Ok(keys);
-                }
-                Err(err) if status_of(&err).is_some_and(|s| s.is_conflict()) => {
-                    tracing::info!(secret = %name, "the Secret changed meanwhile; reading it again");
-                    continue;
-                }
-                Err(err) => {
-                    return Err(ClusterError::Api {
-                        action: format!(
-                            "cannot update the Secret {}/{name}",
-                            self.config.namespace
-                        ),
-                        source: err,
-                    });
-                }
-            }
-        }
-        Err(ClusterError::Contended(name.clone()))
+    pub async fn settle_secret(&self) -> Result<Generated, ClusterError> {
+        let what = format!(
+            "the Secret {}/{}",
+            self.config.namespace, self.config.secret
+        );
+        until_settled(&what, || self.settle_secret_once(&what)).await
     }
 
-    async fn create_secret(&self, keys: &Keys) -> Result<(), kube::Error> {
-        let secret = Secret {
+    async fn settle_secret_once(&self, what: &str) -> Result<Option<Generated>, ClusterError> {
+        let name = &self.config.secret;
+        let current = self
+            .secrets
+            .get_opt(name)
+            .await
+            .map_err(ClusterError::api(format!("cannot read {what}")))?;
+        let Some(mut secret) = current else {
+            let keys = renew(&self.config, None, &Verdict::NewCa(String::new()))?;
+            let created = self
+                .secrets
+                .create(&PostParams::default(), &self.new_secret(&keys))
+                .await;
+            let written = won(created, || format!("cannot create {what}"))?;
+            if written.is_some() {
+                tracing::info!(secret = %name, "created the webhook's CA and serving certificate");
+            }
+            return Ok(written.map(|_| keys));
+        };
+        let data = secret.data.take().unwrap_or_default();
+        let verdict = assess(
+            &data,
+            &self.config.dns_names(),
+            self.config.validity,
+            SystemTime::now(),
+        );
+        let (reason, written) = match &verdict {
+            Verdict::Use(keys) => return Ok(Some(keys.clone())),
+            Verdict::NewCa(reason) => (reason, "a new CA and serving certificate"),
+            Verdict::NewLeaf(reason) => (reason, "a new serving certificate"),
+        };
+        let keys = renew(&self.config, Some(&data), &verdict)?;
+        secret.data = Some(to_data(&keys));
+        // `replace` sends the resourceVersion that was read.
+        let replaced = self
+            .secrets
+            .replace(name, &PostParams::default(), &secret)
+            .await;
+        let done = won(replaced, || format!("cannot update {what}"))?;
+        if done.is_some() {
+            tracing::info!(secret = %name, %reason, "wrote {written}");
+        }
+        Ok(done.map(|_| keys))
+    }
+
+    fn new_secret(&self, keys: &Generated) -> Secret {
+        Secret {
             metadata: ObjectMeta {
                 name: Some(self.config.secret.clone()),
                 namespace: Some(self.config.namespace.clone()),
@@ -222,66 +194,61 @@ impl Manager {
                 ..Default::default()
             },
             type_: Some("kubernetes.io/tls".into()),
-            data: Some(keys.to_data()),
+            data: Some(to_data(keys)),
             ..Default::default()
-        };
-        self.secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .map(drop)
+        }
     }
 
     /// Writes `ca_pem` into the `caBundle` of every webhook of the configuration. Returns
     /// whether the configuration now carries it (false while it does not exist yet).
     pub async fn settle_ca_bundle(&self, ca_pem: &str) -> Result<bool, ClusterError> {
+        let what = format!(
+            "the MutatingWebhookConfiguration {}",
+            self.config.webhook_config
+        );
+        until_settled(&what, || self.settle_ca_bundle_once(ca_pem, &what)).await
+    }
+
+    async fn settle_ca_bundle_once(
+        &self,
+        ca_pem: &str,
+        what: &str,
+    ) -> Result<Option<bool>, ClusterError> {
         let name = &self.config.webhook_config;
         let wanted = ByteString(ca_pem.as_bytes().to_vec());
-        for _ in 0..ATTEMPTS {
-            let current = self
-                .webhooks
-                .get_opt(name)
-                .await
-                .map_err(ClusterError::api(format!(
-                    "cannot read the MutatingWebhookConfiguration {name}"
-                )))?;
-            let Some(mut config) = current else {
-                tracing::warn!(webhook_config = %name, "the MutatingWebhookConfiguration does not exist (yet); not ready");
-                return Ok(false);
-            };
-            let webhooks = config.webhooks.get_or_insert_with(Vec::new);
-            if webhooks.is_empty() {
-                tracing::warn!(webhook_config = %name, "the MutatingWebhookConfiguration has no webhooks; not ready");
-                return Ok(false);
-            }
-            let stale = webhooks
-                .iter()
-                .filter(|hook| hook.client_config.ca_bundle.as_ref() != Some(&wanted))
-                .count();
-            if stale == 0 {
-                return Ok(true);
-            }
-            for hook in webhooks.iter_mut() {
+        let current = self
+            .webhooks
+            .get_opt(name)
+            .await
+            .map_err(ClusterError::api(format!("cannot read {what}")))?;
+        let Some(mut config) = current else {
+            tracing::warn!(webhook_config = %name, "the MutatingWebhookConfiguration does not exist (yet); not ready");
+            return Ok(Some(false));
+        };
+        let webhooks = config.webhooks.get_or_insert_with(Vec::new);
+        if webhooks.is_empty() {
+            tracing::warn!(webhook_config = %name, "the MutatingWebhookConfiguration has no webhooks; not ready");
+            return Ok(Some(false));
+        }
+        let mut stale = 0;
+        for hook in webhooks.iter_mut() {
+            if hook.client_config.ca_bundle.as_ref() != Some(&wanted) {
                 hook.client_config.ca_bundle = Some(wanted.clone());
-            }
-            match self
-                .webhooks
-                .replace(name, &PostParams::default(), &config)
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(webhook_config = %name, webhooks = stale, "wrote the CA into caBundle");
-                    return Ok(true);
-                }
-                Err(err) if status_of(&err).is_some_and(|s| s.is_conflict()) => continue,
-                Err(err) => {
-                    return Err(ClusterError::Api {
-                        action: format!("cannot update the MutatingWebhookConfiguration {name}"),
-                        source: err,
-                    });
-                }
+                stale += 1;
             }
         }
-        Err(ClusterError::Contended(name.clone()))
+        if stale == 0 {
+            return Ok(Some(true));
+        }
+        let replaced = self
+            .webhooks
+            .replace(name, &PostParams::default(), &config)
+            .await;
+        let done = won(replaced, || format!("cannot update {what}"))?;
+        if done.is_some() {
+            tracing::info!(webhook_config = %name, webhooks = stale, "wrote the CA into caBundle");
+        }
+        Ok(done.map(|_| true))
     }
 
     /// One round: settle the Secret, write the serving files if they changed, settle the
@@ -289,7 +256,7 @@ impl Manager {
     pub async fn reconcile(&self, trusted: &AtomicBool) -> Result<(), ClusterError> {
         let keys = self.settle_secret().await?;
         write_serving_files(&self.config.dir, &keys)?;
-        let carried = self.settle_ca_bundle(&keys.ca_cert).await?;
+        let carried = self.settle_ca_bundle(&keys.ca_cert_pem).await?;
         trusted.store(carried, Ordering::Release);
         Ok(())
     }
@@ -326,17 +293,49 @@ impl Manager {
     }
 }
 
+/// Optimistic concurrency: runs `attempt` (read, decide, write with the resourceVersion
+/// that was read) until it settles. An attempt answers `None` when its write lost a race
+/// with another replica; the next one reads what that replica wrote.
+async fn until_settled<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, ClusterError>>,
+{
+    for _ in 0..ATTEMPTS {
+        if let Some(settled) = attempt().await? {
+            return Ok(settled);
+        }
+    }
+    Err(ClusterError::Contended(what.to_owned()))
+}
+
+/// A write's result: `Some` when it went through, `None` when it lost a race (the
+/// object was created or changed since it was read: 409), else the error.
+fn won<T>(
+    result: Result<T, kube::Error>,
+    action: impl FnOnce() -> String,
+) -> Result<Option<T>, ClusterError> {
+    match result {
+        Ok(written) => Ok(Some(written)),
+        Err(err) if status_of(&err).is_some_and(|s| s.is_conflict() || s.is_already_exists()) => {
+            tracing::info!(error = %err, "lost a race with another replica; reading again");
+            Ok(None)
+        }
+        Err(err) => Err(ClusterError::api(action())(err)),
+    }
+}
+
 /// Writes `tls.crt`, `tls.key` and `ca.pem` into `dir` when their content differs; the
 /// CA's key never leaves the Secret.
-pub fn write_serving_files(dir: &Path, keys: &Keys) -> Result<(), ClusterError> {
+pub fn write_serving_files(dir: &Path, keys: &Generated) -> Result<(), ClusterError> {
     std::fs::create_dir_all(dir).map_err(|source| ClusterError::Write {
         path: dir.display().to_string(),
         source,
     })?;
     for (name, text, secret) in [
-        (certs::CA_FILE, &keys.ca_cert, false),
-        (certs::KEY_FILE, &keys.key, true),
-        (certs::CERT_FILE, &keys.cert, false),
+        (certs::CA_FILE, &keys.ca_cert_pem, false),
+        (certs::KEY_FILE, &keys.key_pem, true),
+        (certs::CERT_FILE, &keys.cert_pem, false),
     ] {
         let path = dir.join(name);
         if std::fs::read(&path).is_ok_and(|current| current == text.as_bytes()) {

@@ -276,11 +276,8 @@ impl<'a> Owned<'a> {
             Some(status) => (&status.init_containers, &status.volumes),
             None => (&[], &[]),
         };
-        let same_plan = earlier.zip(now).is_some_and(|(old, new)| {
-            old.hash == new.hash
-                && old.init_containers == new.init_containers
-                && old.volumes == new.volumes
-        });
+        // The hash covers the injected containers and volumes, names included.
+        let same_plan = earlier.zip(now).is_some_and(|(old, new)| old.hash == new.hash);
         Owned {
             init_containers: old_containers
                 .iter()

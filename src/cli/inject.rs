@@ -10,6 +10,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::engine::Outcome;
+use crate::engine::annotations::Keys;
 use crate::engine::config::EngineConfig;
 use crate::engine::explain;
 use crate::engine::workload::{self, TemplateError};
@@ -233,7 +234,7 @@ fn process(
 /// Objects that carry our annotations in a kind `inject` does not know are written
 /// unchanged, and said so on stderr.
 fn warn_unhandled(value: &Value, place: &str, prefix: &str, report: &mut Report) {
-    for skipped in workload::unhandled(value, prefix) {
+    for skipped in workload::unhandled(value, &Keys::new(prefix)) {
         report.warnings.push(format!(
             "{place}: {}: has {prefix}/ annotations at {}, but inject only knows the pod templates of \
              v1 Pod and ReplicationController, apps/v1 Deployment, StatefulSet, DaemonSet and \

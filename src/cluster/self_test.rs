@@ -9,7 +9,10 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, PodSpec};
 use kube::api::{Api, ObjectMeta, PostParams};
 
 use super::ClusterError;
+use crate::engine::annotations::{Key, Keys};
+use crate::engine::config::EngineConfig;
 use crate::engine::plan::restricted_security_context;
+use crate::engine::{Outcome, PodContext, plan_injection};
 
 /// What the dry-run pod asks for, and what must come back.
 #[derive(Clone, Debug)]
@@ -35,13 +38,10 @@ pub const TARGET: &str = "self-test.invalid:5432";
 impl SelfTest {
     /// The pod that is sent: one wait step, one run step, the restricted profile.
     pub fn pod(&self) -> Pod {
-        let p = &self.prefix;
+        let keys = Keys::new(&self.prefix);
         let annotations = BTreeMap::from([
-            (format!("{p}/wait-for"), TARGET.to_owned()),
-            (
-                format!("{p}/run.check"),
-                "init-injector --version".to_owned(),
-            ),
+            (keys.key(Key::WaitFor), TARGET.to_owned()),
+            (keys.run("check"), "init-injector --version".to_owned()),
         ]);
         Pod {
             metadata: ObjectMeta {
@@ -87,9 +87,29 @@ impl SelfTest {
         Ok(self.judge(&pod))
     }
 
+    /// The init containers the webhook must add: what this binary's own engine plans for
+    /// the same pod.
+    fn expected(&self) -> Vec<String> {
+        let pod = self.pod();
+        let config = EngineConfig {
+            prefix: self.prefix.clone(),
+            ..EngineConfig::default()
+        };
+        let spec = pod.spec.as_ref().expect("the test pod has a spec");
+        match plan_injection(&PodContext::new(&pod.metadata, spec, &config)) {
+            Ok(Outcome::Injected(injection)) => injection
+                .plan
+                .steps
+                .iter()
+                .map(|step| step.container.name.clone())
+                .collect(),
+            other => unreachable!("the test pod always injects: {other:?}"),
+        }
+    }
+
     /// Whether `pod` carries the injection this test asked for.
     pub fn judge(&self, pod: &Pod) -> Finding {
-        let status_key = format!("{}/status", self.prefix);
+        let status_key = Keys::new(&self.prefix).status();
         let init_containers: Vec<String> = pod
             .spec
             .iter()
@@ -111,10 +131,10 @@ impl SelfTest {
                 ),
             };
         }
-        let wanted = ["wait-for-self-test-invalid-5432", "check"];
-        if let Some(missing) = wanted
-            .iter()
-            .find(|name| !init_containers.iter().any(|have| have == *name))
+        if let Some(missing) = self
+            .expected()
+            .into_iter()
+            .find(|name| !init_containers.contains(name))
         {
             return Finding::NotInjected {
                 reason: format!(
@@ -123,5 +143,52 @@ impl SelfTest {
             };
         }
         Finding::Injected { init_containers }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test() -> SelfTest {
+        SelfTest {
+            namespace: "default".into(),
+            prefix: "init.example".into(),
+            image: "registry.example.com/init-injector:1".into(),
+        }
+    }
+
+    #[test]
+    fn the_engines_own_injection_passes_and_an_untouched_pod_fails() {
+        let test = test();
+        let mut pod = test.pod();
+        let Finding::NotInjected { reason } = test.judge(&pod) else {
+            panic!("an untouched pod passed");
+        };
+        assert!(reason.contains("without init.example/status"), "{reason}");
+
+        let config = EngineConfig::default();
+        let spec = pod.spec.clone().unwrap();
+        let Ok(Outcome::Injected(injection)) =
+            plan_injection(&PodContext::new(&pod.metadata, &spec, &config))
+        else {
+            panic!("the test pod does not inject");
+        };
+        pod.spec = Some(injection.mutated_spec(&spec));
+        pod.metadata.annotations =
+            Some(injection.mutated_annotations(pod.metadata.annotations.as_ref()));
+        assert_eq!(
+            test.judge(&pod),
+            Finding::Injected {
+                init_containers: vec!["wait-for-self-test-invalid-5432".into(), "check".into()]
+            }
+        );
+
+        // The status alone is not enough: the steps must be there too.
+        pod.spec.as_mut().unwrap().init_containers = None;
+        let Finding::NotInjected { reason } = test.judge(&pod) else {
+            panic!("a pod without its steps passed");
+        };
+        assert!(reason.contains("is missing"), "{reason}");
     }
 }

@@ -277,7 +277,9 @@ impl<'a> Owned<'a> {
             None => (&[], &[]),
         };
         // The hash covers the injected containers and volumes, names included.
-        let same_plan = earlier.zip(now).is_some_and(|(old, new)| old.hash == new.hash);
+        let same_plan = earlier
+            .zip(now)
+            .is_some_and(|(old, new)| old.hash == new.hash);
         Owned {
             init_containers: old_containers
                 .iter()

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::engine::annotations::Keys;
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
 use crate::engine::{self, Invalid, Outcome, PodContext};
@@ -50,31 +51,48 @@ fn template_path(api_version: &str, kind: &str) -> Option<&'static [&'static str
 
 /// Every pod template in `doc`, in document order.
 pub fn templates(doc: &Value) -> Vec<Template> {
+    objects(doc)
+        .into_iter()
+        .filter_map(|(at, object)| template_of(object, at))
+        .collect()
+}
+
+/// Every object in `doc`, with where it sits: the items of a list in their place.
+fn objects(doc: &Value) -> Vec<(PointerBuf, &Value)> {
+    fn walk<'a>(doc: &'a Value, at: PointerBuf, found: &mut Vec<(PointerBuf, &'a Value)>) {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if kind == "List"
+            || (kind.ends_with("List") && doc.get("items").is_some_and(Value::is_array))
+        {
+            for (index, item) in doc["items"].as_array().into_iter().flatten().enumerate() {
+                let mut path = at.clone();
+                path.push_back("items");
+                path.push_back(index.to_string());
+                walk(item, path, found);
+            }
+        } else {
+            found.push((at, doc));
+        }
+    }
     let mut found = Vec::new();
-    collect(doc, PointerBuf::new(), &mut found);
+    walk(doc, PointerBuf::new(), &mut found);
     found
 }
 
-fn collect(doc: &Value, at: PointerBuf, found: &mut Vec<Template>) {
-    let text = |key: &str| doc.get(key).and_then(Value::as_str).unwrap_or_default();
-    let (api_version, kind) = (text("apiVersion"), text("kind"));
-    if kind == "List" || (kind.ends_with("List") && doc.get("items").is_some_and(Value::is_array)) {
-        for (index, item) in doc["items"].as_array().into_iter().flatten().enumerate() {
-            let mut path = at.clone();
-            path.push_back("items");
-            path.push_back(index.to_string());
-            collect(item, path, found);
-        }
-        return;
-    }
-    let Some(path) = template_path(api_version, kind) else {
-        return;
-    };
-    let meta = doc.get("metadata");
-    let meta_text = |key: &str| meta.and_then(|m| m.get(key)).and_then(Value::as_str);
-    let name = object_name(meta_text("name"), meta_text("generateName"))
-        .unwrap_or_else(|| "(unnamed)".to_owned());
-    let owner = match meta_text("namespace") {
+fn text<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
+    object.pointer(pointer).and_then(Value::as_str)
+}
+
+/// The pod template of `object` at `at`, if its kind has one.
+fn template_of(object: &Value, at: PointerBuf) -> Option<Template> {
+    let kind = text(object, "/kind").unwrap_or_default();
+    let path = template_path(text(object, "/apiVersion").unwrap_or_default(), kind)?;
+    let name = object_name(
+        text(object, "/metadata/name"),
+        text(object, "/metadata/generateName"),
+    )
+    .unwrap_or_else(|| "(unnamed)".to_owned());
+    let owner = match text(object, "/metadata/namespace") {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     };
@@ -82,7 +100,7 @@ fn collect(doc: &Value, at: PointerBuf, found: &mut Vec<Template>) {
     for token in path {
         root.push_back(*token);
     }
-    found.push(Template { root, owner });
+    Some(Template { root, owner })
 }
 
 /// An object that carries annotations under the prefix in a kind (or an API version)
@@ -96,41 +114,32 @@ pub struct Unhandled {
 }
 
 /// Objects in `doc` (and in the items of its lists) that `templates` skips although they
-/// carry annotations under `prefix`.
-pub fn unhandled(doc: &Value, prefix: &str) -> Vec<Unhandled> {
-    let mut found = Vec::new();
-    collect_unhandled(doc, &format!("{prefix}/"), &mut found);
-    found
+/// carry annotations under the prefix of `keys`.
+pub fn unhandled(doc: &Value, keys: &Keys<'_>) -> Vec<Unhandled> {
+    objects(doc)
+        .into_iter()
+        .filter(|(_, object)| template_of(object, PointerBuf::new()).is_none())
+        .filter_map(|(_, object)| {
+            let at = annotated_at(object, keys, &mut PointerBuf::new())?;
+            let name = object_name(
+                text(object, "/metadata/name"),
+                text(object, "/metadata/generateName"),
+            )
+            .unwrap_or_else(|| "(unnamed)".to_owned());
+            Some(Unhandled {
+                object: format!(
+                    "{} {name} ({})",
+                    text(object, "/kind").unwrap_or_default(),
+                    text(object, "/apiVersion").unwrap_or_default()
+                ),
+                at: at.to_string(),
+            })
+        })
+        .collect()
 }
 
-fn collect_unhandled(doc: &Value, key_prefix: &str, found: &mut Vec<Unhandled>) {
-    let text = |key: &str| doc.get(key).and_then(Value::as_str).unwrap_or_default();
-    let (api_version, kind) = (text("apiVersion"), text("kind"));
-    if let Some(items) = doc.get("items").and_then(Value::as_array)
-        && kind.ends_with("List")
-    {
-        for item in items {
-            collect_unhandled(item, key_prefix, found);
-        }
-        return;
-    }
-    if template_path(api_version, kind).is_some() {
-        return;
-    }
-    if let Some(at) = annotated_at(doc, key_prefix, &mut PointerBuf::new()) {
-        let name = doc
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("(unnamed)");
-        found.push(Unhandled {
-            object: format!("{kind} {name} ({api_version})"),
-            at: at.to_string(),
-        });
-    }
-}
-
-/// The first `annotations` map below `value` with a key that starts with `key_prefix`.
-fn annotated_at(value: &Value, key_prefix: &str, at: &mut PointerBuf) -> Option<PointerBuf> {
+/// The first `annotations` map below `value` with a key under the prefix of `keys`.
+fn annotated_at(value: &Value, keys: &Keys<'_>, at: &mut PointerBuf) -> Option<PointerBuf> {
     match value {
         Value::Object(fields) => {
             for (key, child) in fields {
@@ -138,11 +147,11 @@ fn annotated_at(value: &Value, key_prefix: &str, at: &mut PointerBuf) -> Option<
                 let hit = key == "annotations"
                     && child
                         .as_object()
-                        .is_some_and(|map| map.keys().any(|k| k.starts_with(key_prefix)));
+                        .is_some_and(|map| map.keys().any(|key| keys.owns(key)));
                 let found = if hit {
                     Some(at.clone())
                 } else {
-                    annotated_at(child, key_prefix, at)
+                    annotated_at(child, keys, at)
                 };
                 at.pop_back();
                 if found.is_some() {
@@ -153,7 +162,7 @@ fn annotated_at(value: &Value, key_prefix: &str, at: &mut PointerBuf) -> Option<
         }
         Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
             at.push_back(index.to_string());
-            let found = annotated_at(item, key_prefix, at);
+            let found = annotated_at(item, keys, at);
             at.pop_back();
             found
         }),
@@ -233,7 +242,7 @@ mod tests {
              "spec": {"template": {"metadata": {"annotations": {"init.example/wait-for": "db:1"}}}}},
         ]});
         assert_eq!(
-            unhandled(&doc, "init.example"),
+            unhandled(&doc, &Keys::new("init.example")),
             [Unhandled {
                 object: "Deployment old (apps/v1beta1)".into(),
                 at: "/spec/template/metadata/annotations".into(),

@@ -110,6 +110,12 @@ impl<'a> Keys<'a> {
     }
 
     /// `P/status`.
+    /// Whether `key` lives under this prefix (`P/anything`).
+    pub fn owns(&self, key: &str) -> bool {
+        key.split_once('/')
+            .is_some_and(|(prefix, _)| prefix == self.prefix)
+    }
+
     pub fn status(&self) -> String {
         self.key(Key::Status)
     }

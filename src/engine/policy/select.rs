@@ -7,6 +7,7 @@ use kube::core::{Selector, SelectorExt};
 
 use super::crd::{InitPolicy, InitPolicySpec};
 use super::validate;
+use crate::engine::annotations::Keys;
 
 /// A policy that passed validation, ready to match pods.
 #[derive(Clone, Debug)]
@@ -108,11 +109,11 @@ pub fn with_namespace_defaults(
     namespace: &BTreeMap<String, String>,
     prefix: &str,
 ) -> BTreeMap<String, String> {
-    let ours = format!("{prefix}/");
-    let status = format!("{prefix}/status");
+    let keys = Keys::new(prefix);
+    let status = keys.status();
     let mut merged = pod.clone();
     for (key, value) in namespace {
-        if key.starts_with(&ours) && *key != status && !merged.contains_key(key) {
+        if keys.owns(key) && *key != status && !merged.contains_key(key) {
             merged.insert(key.clone(), value.clone());
         }
     }

@@ -4,7 +4,6 @@
 //! `self-test` command ([`self_test`]: a server-side dry run of an annotated pod).
 
 pub mod certificates;
-pub mod policies;
 pub mod self_test;
 
 /// Why a call to the API server failed.

@@ -4,77 +4,24 @@
 //! (`clientConfig.url`, `caBundle`) scoped to the test's own namespace, and checks what
 //! the apiserver stores.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, WebhookClientConfig,
-};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
 mod common;
 use common::node::client;
-use common::webhook::Webhook;
+use common::webhook::{Webhook, create_namespace, pod_webhook, register, wait_until_active};
 use common::{init_names, loopback_identity, volume_names};
 
 const LABEL: &str = "init-injector-e2e";
-
-fn pod_webhook(
-    name: &str,
-    url: &str,
-    ca_pem: &str,
-    namespace: &str,
-    failure_policy: &str,
-    reinvocation: &str,
-) -> MutatingWebhook {
-    MutatingWebhook {
-        name: format!("{name}.init-injector.e2e"),
-        admission_review_versions: vec!["v1".into()],
-        side_effects: "None".into(),
-        client_config: WebhookClientConfig {
-            url: Some(url.to_owned()),
-            ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
-            ..Default::default()
-        },
-        rules: Some(vec![RuleWithOperations {
-            api_groups: Some(vec!["".into()]),
-            api_versions: Some(vec!["v1".into()]),
-            operations: Some(vec!["CREATE".into()]),
-            resources: Some(vec!["pods".into()]),
-            scope: Some("Namespaced".into()),
-        }]),
-        failure_policy: Some(failure_policy.into()),
-        reinvocation_policy: Some(reinvocation.into()),
-        timeout_seconds: Some(5),
-        namespace_selector: Some(LabelSelector {
-            match_labels: Some(BTreeMap::from([(LABEL.to_owned(), namespace.to_owned())])),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-async fn register(client: &Client, name: &str, webhook: MutatingWebhook) {
-    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let config = MutatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![webhook]),
-    };
-    let _ = api.delete(name, &DeleteParams::default()).await;
-    api.create(&PostParams::default(), &config).await.unwrap();
-}
 
 /// Registers `webhook` for namespace `ns` (the configuration is named after it), with
 /// reinvocation IfNeeded and `failure_policy`, and waits until the apiserver calls it.
@@ -83,12 +30,12 @@ async fn inject_into(client: &Client, ns: &str, webhook: &Webhook, failure_polic
         ns,
         &webhook.url(),
         &webhook.ca_pem,
-        ns,
+        (LABEL, ns),
         failure_policy,
         "IfNeeded",
     );
     register(client, ns, config).await;
-    wait_until_active(client, ns).await;
+    wait_until_active(client, ns, app_spec()).await;
 }
 
 async fn unregister(client: &Client, names: &[&str]) {
@@ -98,29 +45,12 @@ async fn unregister(client: &Client, names: &[&str]) {
     }
 }
 
-/// A fresh namespace labelled for this test, with its `default` ServiceAccount.
+/// A fresh namespace labelled for this test (plus `labels`), with its `default`
+/// ServiceAccount.
 async fn namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> String {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut all_labels = BTreeMap::from([(LABEL.to_owned(), name.to_owned())]);
-    all_labels.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(all_labels),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &ns).await.unwrap();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while accounts.get_opt("default").await.unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no default ServiceAccount in {name}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut all = vec![(LABEL, name)];
+    all.extend_from_slice(labels);
+    create_namespace(client, name, &all).await;
     name.to_owned()
 }
 
@@ -140,33 +70,6 @@ fn restricted() -> Value {
 
 fn app_spec() -> Value {
     json!({"containers": [{"name": "app", "image": "registry.example.com/app:1", "securityContext": restricted()}]})
-}
-
-/// Registration reaches the apiserver's webhook cache a moment after the create:
-/// dry-run a probe pod until our mutation shows.
-async fn wait_until_active(client: &Client, ns: &str) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let probe = pod(
-        "probe",
-        json!({"init.example/wait-for": "probe:1"}),
-        app_spec(),
-    );
-    let dry = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let created = pods.create(&dry, &probe).await;
-        if created.is_ok_and(|pod| init_names(&pod).contains(&"wait-for-probe-1".to_owned())) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the webhook never became active for {ns}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test]
@@ -361,7 +264,14 @@ async fn reinvocation_after_a_sidecar_webhook_leaves_one_block_after_the_sidecar
     register(
         &client,
         "e2e-reinvoke-z-mesh",
-        pod_webhook("mesh", &sidecar_url, &sidecar_ca, &ns, "Fail", "Never"),
+        pod_webhook(
+            "mesh",
+            &sidecar_url,
+            &sidecar_ca,
+            (LABEL, &ns),
+            "Fail",
+            "Never",
+        ),
     )
     .await;
 
@@ -410,7 +320,7 @@ async fn the_apiserver_accepts_kube_rs_number_array_patches() {
             "kube-wire",
             &format!("https://{addr}/mutate"),
             &ca,
-            &ns,
+            (LABEL, &ns),
             "Fail",
             "Never",
         ),

@@ -15,12 +15,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::Client;
@@ -28,35 +28,10 @@ use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
 mod common;
+use common::helm::{CHART, helm, helm_ok};
 use common::init_names;
 use common::node::{client, host_ip, logs_dir};
-
-const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/init-injector");
-
-fn helm_binary() -> PathBuf {
-    std::env::var_os("INIT_INJECTOR_E2E_HELM")
-        .map(PathBuf::from)
-        .expect("INIT_INJECTOR_E2E_HELM names the helm that tests/e2e/build.sh built")
-}
-
-/// Runs helm; `--kube-version` because a helm built from source assumes 1.20 offline.
-fn helm(args: &[&str]) -> Output {
-    Command::new(helm_binary())
-        .args(args)
-        .output()
-        .expect("helm runs")
-}
-
-fn helm_ok(args: &[&str]) -> String {
-    let output = helm(args);
-    assert!(
-        output.status.success(),
-        "helm {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use common::webhook::create_namespace;
 
 fn template(extra: &[&str]) -> Vec<Value> {
     let mut args = vec![
@@ -324,25 +299,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn create_namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &ns).await.unwrap();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
-    poll(
-        &format!("the default ServiceAccount of {name}"),
-        30,
-        || async { accounts.get_opt("default").await.unwrap().is_some() },
-    )
-    .await;
-}
-
 /// Polls `check` every 200 ms until it holds, for at most `seconds`.
 async fn poll<F, Fut>(what: &str, seconds: u64, mut check: F)
 where
@@ -469,6 +425,31 @@ fn chart_values(dir: &Path, apps: &[&str], extra: Value) -> String {
     values_file(dir, "values.json", &values)
 }
 
+/// `helm install` of `release` in `self` mode (webhook scoped to `apps`), and a kubeconfig
+/// with a token of the chart's ServiceAccount; returns the values file and the kubeconfig.
+async fn install_self_mode(
+    client: &Client,
+    release: &str,
+    ns: &str,
+    apps: &[&str],
+    dir: &Path,
+) -> (String, PathBuf) {
+    let values = chart_values(dir, apps, json!({}));
+    helm_ok(&[
+        "install",
+        release,
+        CHART,
+        "-n",
+        ns,
+        "--create-namespace",
+        "-f",
+        &values,
+    ]);
+    let account = format!("{release}-init-injector");
+    let kubeconfig = service_account_kubeconfig(client, ns, &account, dir).await;
+    (values, kubeconfig)
+}
+
 fn self_mode_args(release: &str, namespace: &str, dir: &Path) -> Vec<String> {
     let full = format!("{release}-init-injector");
     vec![
@@ -517,21 +498,12 @@ async fn self_mode_install_upgrade_uninstall() {
     let (release, ns, apps) = ("selfca", "chart-self", "chart-self-apps");
     let full = format!("{release}-init-injector");
     let dns_name = format!("{full}.{ns}.svc");
-    create_namespace(&client, apps).await;
+    create_namespace(&client, apps, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     // The release namespace is in the test's scope, so that the chart's own exclusion
     // of it is what keeps its pods from the webhook.
-    let values = chart_values(dir.path(), &[apps, ns], json!({}));
-    helm_ok(&[
-        "install",
-        release,
-        CHART,
-        "-n",
-        ns,
-        "--create-namespace",
-        "-f",
-        &values,
-    ]);
+    let (values, kubeconfig) =
+        install_self_mode(&client, release, ns, &[apps, ns], dir.path()).await;
     assert_eq!(
         ca_bundle(&client, &full).await,
         None,
@@ -539,7 +511,6 @@ async fn self_mode_install_upgrade_uninstall() {
     );
 
     // Two replicas start at the same moment, each with the chart's ServiceAccount.
-    let kubeconfig = service_account_kubeconfig(&client, ns, &full, dir.path()).await;
     let dirs = [dir.path().join("a"), dir.path().join("b")];
     let mut replicas: Vec<Replica> = dirs
         .iter()
@@ -713,18 +684,8 @@ async fn self_mode_renews_the_serving_certificate_without_a_restart() {
     let full = format!("{release}-init-injector");
     let dns_name = format!("{full}.{ns}.svc");
     let dir = tempfile::tempdir().unwrap();
-    let values = chart_values(dir.path(), &["chart-renew-apps"], json!({}));
-    helm_ok(&[
-        "install",
-        release,
-        CHART,
-        "-n",
-        ns,
-        "--create-namespace",
-        "-f",
-        &values,
-    ]);
-    let kubeconfig = service_account_kubeconfig(&client, ns, &full, dir.path()).await;
+    let (_, kubeconfig) =
+        install_self_mode(&client, release, ns, &["chart-renew-apps"], dir.path()).await;
     // A 15 s lifetime: renewed when 5 s are left, re-checked every 1.5 s.
     let mut args = self_mode_args(release, ns, dir.path());
     args.push("--cert-validity=15s".into());
@@ -779,18 +740,8 @@ async fn self_mode_rbac_refuses_what_the_chart_does_not_grant() {
     let (release, ns) = ("rbacca", "chart-rbac");
     let full = format!("{release}-init-injector");
     let dir = tempfile::tempdir().unwrap();
-    let values = chart_values(dir.path(), &["chart-rbac-apps"], json!({}));
-    helm_ok(&[
-        "install",
-        release,
-        CHART,
-        "-n",
-        ns,
-        "--create-namespace",
-        "-f",
-        &values,
-    ]);
-    let kubeconfig = service_account_kubeconfig(&client, ns, &full, dir.path()).await;
+    let (_, kubeconfig) =
+        install_self_mode(&client, release, ns, &["chart-rbac-apps"], dir.path()).await;
     // A Secret name the Role does not list: the replica must fail, not fall back.
     let mut args = self_mode_args(release, ns, dir.path());
     args[0] = "--cert-secret=some-other-secret".into();
@@ -824,8 +775,8 @@ async fn secret_mode_serves_the_given_certificate() {
     let client = client().await;
     let (release, ns, apps) = ("given", "chart-secret", "chart-secret-apps");
     let full = format!("{release}-init-injector");
-    create_namespace(&client, ns).await;
-    create_namespace(&client, apps).await;
+    create_namespace(&client, ns, &[]).await;
+    create_namespace(&client, apps, &[]).await;
     let generated =
         init_injector::webhook::certs::generate(&[format!("{full}.{ns}.svc")], &[], 30).unwrap();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);

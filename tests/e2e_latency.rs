@@ -14,96 +14,39 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
-    WebhookClientConfig,
-};
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::admissionregistration::v1::{MatchCondition, MutatingWebhookConfiguration};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 
 mod common;
 use common::init_names;
 use common::node::{client, logs_dir};
-use common::webhook::Webhook;
+use common::webhook::{Webhook, create_namespace, pod_webhook, register};
 
 /// Concurrent clients, like a few controllers creating pods at once.
 const CLIENTS: usize = 4;
 
-async fn namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(BTreeMap::from([(
-                "init-injector-e2e-latency".to_owned(),
-                name.to_owned(),
-            )])),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &ns).await.unwrap();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while accounts.get_opt("default").await.unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no default ServiceAccount in {name}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+const SELECTOR: &str = "init-injector-e2e-latency";
 
 /// The chart's webhook: the same rules, reinvocation and `matchConditions`.
-async fn register(client: &Client, serve: &Webhook, namespace: &str) {
-    let webhook = MutatingWebhook {
-        name: "pods.init.example".into(),
-        admission_review_versions: vec!["v1".into()],
-        side_effects: "None".into(),
-        client_config: WebhookClientConfig {
-            url: Some(serve.url()),
-            ca_bundle: Some(ByteString(serve.ca_pem.as_bytes().to_vec())),
-            ..Default::default()
-        },
-        rules: Some(vec![RuleWithOperations {
-            api_groups: Some(vec!["".into()]),
-            api_versions: Some(vec!["v1".into()]),
-            operations: Some(vec!["CREATE".into()]),
-            resources: Some(vec!["pods".into()]),
-            scope: Some("Namespaced".into()),
-        }]),
-        failure_policy: Some("Fail".into()),
-        reinvocation_policy: Some("IfNeeded".into()),
-        timeout_seconds: Some(5),
-        namespace_selector: Some(LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                "init-injector-e2e-latency".to_owned(),
-                namespace.to_owned(),
-            )])),
-            ..Default::default()
-        }),
-        match_conditions: Some(vec![MatchCondition {
-            name: "has-init-injector-annotations".into(),
-            expression: "has(object.metadata.annotations) && \
-                 object.metadata.annotations.exists(k, k.startsWith(\"init.example/\"))"
-                .into(),
-        }]),
-        ..Default::default()
-    };
-    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let config = MutatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some("e2e-latency".into()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![webhook]),
-    };
-    let _ = api.delete("e2e-latency", &DeleteParams::default()).await;
-    api.create(&PostParams::default(), &config).await.unwrap();
+async fn register_as_the_chart_does(client: &Client, serve: &Webhook, namespace: &str) {
+    let mut webhook = pod_webhook(
+        "pods",
+        &serve.url(),
+        &serve.ca_pem,
+        (SELECTOR, namespace),
+        "Fail",
+        "IfNeeded",
+    );
+    webhook.match_conditions = Some(vec![MatchCondition {
+        name: "has-init-injector-annotations".into(),
+        expression: "has(object.metadata.annotations) && \
+             object.metadata.annotations.exists(k, k.startsWith(\"init.example/\"))"
+            .into(),
+    }]);
+    register(client, "e2e-latency", webhook).await;
 }
 
 /// A pod kept off any node: only the create is measured.
@@ -177,10 +120,10 @@ async fn the_webhook_adds_little_to_a_pod_create() {
         .unwrap_or(1000);
     let client = client().await;
     let (hooked, by_hand) = ("e2e-latency-webhook", "e2e-latency-by-hand");
-    namespace(&client, hooked).await;
-    namespace(&client, by_hand).await;
+    create_namespace(&client, hooked, &[(SELECTOR, hooked)]).await;
+    create_namespace(&client, by_hand, &[(SELECTOR, by_hand)]).await;
     let serve = Webhook::start("latency", &[]);
-    register(&client, &serve, hooked).await;
+    register_as_the_chart_does(&client, &serve, hooked).await;
     let hooked_pods: Api<Pod> = Api::namespaced(client.clone(), hooked);
     let hand_pods: Api<Pod> = Api::namespaced(client.clone(), by_hand);
 

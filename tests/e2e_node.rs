@@ -11,18 +11,13 @@
 //! termination message.
 #![cfg(feature = "e2e")]
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, WebhookClientConfig,
-};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 mod common;
@@ -32,98 +27,26 @@ use common::node::{
     init_statuses, is_running, log_tail, logs_dir, on_node, phase, pod, tcp_server, terminated,
     unix_now, wait_for_pod,
 };
-use common::webhook::Webhook;
+use common::webhook::{Webhook, create_namespace, pod_webhook, register, wait_until_active};
 
 const LABEL: &str = "init-injector-e2e-node";
 
 /// A fresh namespace labelled for this test (plus `labels`), with its `default`
 /// ServiceAccount, and `webhook` registered for it; returns once the API server calls it.
 async fn namespace(client: &Client, name: &str, labels: &[(&str, &str)], webhook: &Webhook) {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let mut all_labels = BTreeMap::from([(LABEL.to_owned(), name.to_owned())]);
-    all_labels.extend(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.to_owned()),
-            labels: Some(all_labels),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while accounts.get_opt("default").await.unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no default ServiceAccount in {name}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    let config = MutatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(format!("node-{name}")),
-            ..Default::default()
-        },
-        webhooks: Some(vec![MutatingWebhook {
-            name: format!("{name}.init-injector.e2e"),
-            admission_review_versions: vec!["v1".into()],
-            side_effects: "None".into(),
-            client_config: WebhookClientConfig {
-                url: Some(format!("https://{}/mutate", webhook.addr)),
-                ca_bundle: Some(ByteString(webhook.ca_pem.as_bytes().to_vec())),
-                ..Default::default()
-            },
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["".into()]),
-                api_versions: Some(vec!["v1".into()]),
-                operations: Some(vec!["CREATE".into()]),
-                resources: Some(vec!["pods".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
-            failure_policy: Some("Fail".into()),
-            reinvocation_policy: Some("IfNeeded".into()),
-            timeout_seconds: Some(5),
-            namespace_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(LABEL.to_owned(), name.to_owned())])),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
-    };
-    let configs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    configs
-        .create(&PostParams::default(), &config)
-        .await
-        .unwrap();
-
-    // Registration reaches the API server's webhook cache a moment after the create.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), name);
-    let probe = pod(
-        "probe",
-        json!({"init.example/wait-for": "probe:1"}),
-        json!({"containers": [app("sleep 1")]}),
+    let mut all = vec![(LABEL, name)];
+    all.extend_from_slice(labels);
+    create_namespace(client, name, &all).await;
+    let registration = pod_webhook(
+        name,
+        &webhook.url(),
+        &webhook.ca_pem,
+        (LABEL, name),
+        "Fail",
+        "IfNeeded",
     );
-    let dry = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let created = pods.create(&dry, &probe).await;
-        if created.is_ok_and(|pod| init_names(&pod).contains(&"wait-for-probe-1".to_owned())) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the webhook never became active for {name}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    register(client, &format!("node-{name}"), registration).await;
+    wait_until_active(client, name, json!({"containers": [app("sleep 1")]})).await;
 }
 
 /// Deletes the test's namespace and webhook configuration, without waiting.

@@ -10,8 +10,6 @@
 //! other test creates annotated pods.
 #![cfg(feature = "e2e")]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -22,34 +20,16 @@ use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::json;
 
 mod common;
+use common::helm::{CHART, helm_ok};
 use common::init_names;
 use common::node::{
     NODE_TAINT, app, client, container_log, diagnose, free_port, host_ip, init_statuses, phase,
     pod, tcp_server, terminated, wait_for_pod,
 };
 
-const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/init-injector");
 const RELEASE: &str = "init-injector";
 const SYSTEM: &str = "e2e-node-chart-system";
 const APPS: &str = "e2e-node-chart-apps";
-
-fn helm(args: &[&str]) -> Output {
-    let helm = std::env::var_os("INIT_INJECTOR_E2E_HELM")
-        .map(PathBuf::from)
-        .expect("INIT_INJECTOR_E2E_HELM names the helm that tests/e2e/build.sh built");
-    Command::new(helm).args(args).output().expect("helm runs")
-}
-
-fn helm_ok(args: &[&str]) -> String {
-    let output = helm(args);
-    assert!(
-        output.status.success(),
-        "helm {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// The chart's pods, with everything that explains a failure: their status, events,
 /// their own logs, the node's.

@@ -341,13 +341,7 @@ async fn health_readiness_and_metrics() {
     post(&server, example("review.json").into_bytes()).await;
     post(&server, example("review-unannotated.json").into_bytes()).await;
     post(&server, b"x".to_vec()).await;
-    let metrics_url = format!("http://{}/metrics", server.running.metrics_addr);
-    let text = reqwest::get(&metrics_url)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(server.running.metrics_addr).await;
     for line in [
         "init_injector_reviews_total{outcome=\"mutated\"} 1",
         "init_injector_reviews_total{outcome=\"skipped\"} 1",
@@ -465,12 +459,7 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
         only_new.get(server.url("/healthz")).send().await.is_ok(),
         "a bad pair must not replace a good one"
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", server.running.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(server.running.metrics_addr).await;
     assert!(
         metrics.contains("init_injector_certificate_reloads_total{result=\"failure\"} 1"),
         "{metrics}"
@@ -602,12 +591,7 @@ async fn connections_over_the_limit_are_closed_at_once_and_counted() {
         started.elapsed()
     );
 
-    let metrics = reqwest::get(format!("http://{}/metrics", running.metrics_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(running.metrics_addr).await;
     assert!(
         metrics.contains("init_injector_connections_refused_total 1"),
         "{metrics}"

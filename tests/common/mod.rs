@@ -137,6 +137,16 @@ pub fn client(cas: &[&str], pooled: bool) -> reqwest::Client {
     builder.build().unwrap()
 }
 
+/// The Prometheus text a server's metrics port serves.
+pub async fn metrics(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A raw TLS connection, for clients that misbehave on purpose.
 pub async fn raw_tls(addr: SocketAddr, ca: &str) -> TlsStream<TcpStream> {
     let connector = TlsConnector::from(Arc::new(tls_config(&[ca])));
@@ -265,6 +275,8 @@ pub fn apply_checked(
     patched
 }
 
+#[cfg(feature = "e2e")]
+pub mod helm;
 #[cfg(feature = "e2e")]
 pub mod node;
 #[cfg(feature = "e2e")]

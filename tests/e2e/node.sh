@@ -3,7 +3,7 @@
 # CoreDNS. `node_packages` runs before the network namespace is entered (it installs);
 # `node_start` runs inside it, after the control plane is up. Uses run.sh's variables
 # and functions (work, logs, pki, bin_dir, host_ip, node_name, node_taint, pod_cidr,
-# kubeconfig, api, pids, wait_for).
+# kubeconfig, api, pids, wait_for, write_kubeconfig).
 
 node_packages() {
   local missing=()
@@ -121,26 +121,7 @@ COREFILE
   # carries a NoSchedule taint that only the pods meant to run tolerate: the other
   # end-to-end tests create pods that should stay Pending (images that exist nowhere,
   # hundreds of pods for latency figures).
-  cat >"$node_dir/kubelet.kubeconfig" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster:
-    server: $api
-    certificate-authority: $pki/ca.crt
-users:
-- name: kubelet
-  user:
-    client-certificate: $pki/kubelet.crt
-    client-key: $pki/kubelet.key
-contexts:
-- name: e2e
-  context:
-    cluster: e2e
-    user: kubelet
-current-context: e2e
-KUBECONFIG
+  write_kubeconfig "$node_dir/kubelet.kubeconfig" kubelet
   printf 'nameserver %s\n' "$host_ip" >"$node_dir/resolv.conf"
   # cgroup v1 and no CAP_SYS_RESOURCE here: no per-QoS cgroups, no node allocatable
   # enforcement, no local-storage accounting; eviction thresholds at zero so a busy

@@ -170,8 +170,10 @@ api="https://127.0.0.1:$api_port"
 wait_for kube-apiserver "${pids[-1]}" 120 \
   curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$api/readyz"
 
-kubeconfig="$work/kubeconfig"
-cat >"$kubeconfig" <<KUBECONFIG
+# write_kubeconfig FILE USER: a kubeconfig for $api with USER's client certificate
+# ($pki/USER.crt and .key).
+write_kubeconfig() {
+  cat >"$1" <<KUBECONFIG
 apiVersion: v1
 kind: Config
 clusters:
@@ -180,17 +182,21 @@ clusters:
     server: $api
     certificate-authority: $pki/ca.crt
 users:
-- name: admin
+- name: $2
   user:
-    client-certificate: $pki/admin.crt
-    client-key: $pki/admin.key
+    client-certificate: $pki/$2.crt
+    client-key: $pki/$2.key
 contexts:
 - name: e2e
   context:
     cluster: e2e
-    user: admin
+    user: $2
 current-context: e2e
 KUBECONFIG
+}
+
+kubeconfig="$work/kubeconfig"
+write_kubeconfig "$kubeconfig" admin
 
 "$bin_dir/kube-controller-manager" --kubeconfig "$kubeconfig" \
   --controllers deployment-controller,replicaset-controller,serviceaccount-controller,namespace-controller,garbage-collector-controller,endpointslice-controller,node-lifecycle-controller,root-ca-certificate-publisher-controller \

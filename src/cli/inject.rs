@@ -199,7 +199,7 @@ fn process(
                         .push(format!("{place}: {}: {error}", template.owner));
                 }
             }
-            Err(err @ TemplateError::Malformed { .. }) => {
+            Err(err @ (TemplateError::Malformed { .. } | TemplateError::NoSpec { .. })) => {
                 report.errors.push(format!(
                     "{place}: {}: {}",
                     template.owner,

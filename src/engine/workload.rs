@@ -35,6 +35,12 @@ pub enum TemplateError {
         #[source]
         source: serde_json::Error,
     },
+    /// The template carries annotations that ask for injection but has no `spec`: there
+    /// is nothing to add the steps to (the webhook refuses such a pod the same way).
+    #[error(
+        "{field} is missing: a pod template with init-injector annotations needs a spec with its containers"
+    )]
+    NoSpec { field: String },
 }
 
 /// The path from an object's root to its pod template, by API group/version and kind.
@@ -192,6 +198,11 @@ pub fn plan_template(
     };
     let pod = PodContext::new(&meta, &spec, config).at(&template.root);
     let outcome = engine::plan_injection(&pod)?;
+    if field("spec").is_none() && matches!(outcome, Outcome::Injected(_)) {
+        return Err(TemplateError::NoSpec {
+            field: format!("{}/spec", template.root),
+        });
+    }
     Ok((outcome, spec))
 }
 
@@ -248,6 +259,26 @@ mod tests {
                 at: "/spec/template/metadata/annotations".into(),
             }]
         );
+    }
+
+    #[test]
+    fn an_annotated_template_without_a_spec_is_reported_not_patched() {
+        let doc = json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+            "metadata": {"annotations": {"init.example/wait-for": "db:5432"}}}}});
+        let template = &templates(&doc)[0];
+        let err = plan_template(&doc, template, &EngineConfig::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/spec/template/spec is missing: a pod template with init-injector annotations needs a spec with its containers"
+        );
+        // Without our annotations the same template is simply left alone.
+        let plain = json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+            "metadata": {"labels": {"app": "x"}}}}});
+        let template = &templates(&plain)[0];
+        assert!(matches!(
+            plan_template(&plain, template, &EngineConfig::default()),
+            Ok((Outcome::Skipped(_), _))
+        ));
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn review(c: &mut Criterion) {
     let config = AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
+        policies: None,
     };
     let read = |file| std::fs::read(file).expect("run from the repository root");
     for (name, body) in [

@@ -54,6 +54,7 @@ pub fn review(data: &[u8]) {
     let config = AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
+        policies: None,
     };
     let Ok(reviewed) = admission::review(data, &config) else {
         return;

@@ -52,6 +52,7 @@ fn a_body_the_decoder_reads_but_is_not_strict_json_is_answered() {
     let config = AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
+        policies: None,
     };
     for name in [
         "invalid-utf8-in-unknown-field.json",

@@ -130,6 +130,7 @@ impl ServeArgs {
             admission: AdmissionConfig {
                 engine: self.engine.into_config(),
                 on_invalid: self.on_invalid,
+                policies: None,
             },
             drain_timeout: self.drain_timeout,
             reload_interval: self.cert_reload_interval,

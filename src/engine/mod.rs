@@ -32,6 +32,7 @@ use crate::engine::annotations::{AnnotationError, Keys};
 use crate::engine::config::EngineConfig;
 use crate::engine::patch::{Owned, StatusChange};
 use crate::engine::plan::{DEFAULT_CONTAINER_ANNOTATION, Plan};
+use crate::engine::policy::select::{NamespaceInfo, Policies};
 use crate::engine::status::Status;
 
 /// Everything the engine reads for one pod template. New inputs (the namespace's
@@ -45,6 +46,17 @@ pub struct PodContext<'a> {
     /// applied to: the root for a Pod, `/spec/template` for a Deployment, …
     pub root: &'a Pointer,
     pub config: &'a EngineConfig,
+    /// The namespace the pod is created in and the policies in force; `None` when only
+    /// the pod's own annotations count.
+    pub scope: Option<Scope<'a>>,
+}
+
+/// What applies to a pod besides its own annotations.
+#[derive(Clone, Copy, Debug)]
+pub struct Scope<'a> {
+    /// Its namespace: labels for policy selection, `P/` annotations as defaults.
+    pub namespace: &'a NamespaceInfo,
+    pub policies: &'a Policies,
 }
 
 impl<'a> PodContext<'a> {
@@ -55,6 +67,18 @@ impl<'a> PodContext<'a> {
             spec,
             root: Pointer::root(),
             config,
+            scope: None,
+        }
+    }
+
+    /// The same template, created in `namespace` with `policies` in force.
+    pub fn in_scope(self, namespace: &'a NamespaceInfo, policies: &'a Policies) -> Self {
+        PodContext {
+            scope: Some(Scope {
+                namespace,
+                policies,
+            }),
+            ..self
         }
     }
 

@@ -70,6 +70,7 @@ pub fn config(dir: &Path, on_invalid: OnInvalid) -> ServeConfig {
         admission: AdmissionConfig {
             engine: EngineConfig::default(),
             on_invalid,
+            policies: None,
         },
         drain_timeout: Duration::from_secs(10),
         reload_interval: Duration::from_millis(100),

@@ -102,6 +102,21 @@ pub struct NamespaceInfo {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// The label the API server puts on every namespace, with its name as the value.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+impl NamespaceInfo {
+    /// A namespace known only by name (offline, or not seen by the watch yet), with the
+    /// label the API server gives every namespace.
+    pub fn unseen(name: String) -> NamespaceInfo {
+        NamespaceInfo {
+            labels: BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), name.clone())]),
+            annotations: BTreeMap::new(),
+            name,
+        }
+    }
+}
+
 /// The pod's annotations with the namespace's `P/` annotations as defaults: for every
 /// key, the pod's own value wins. `P/status` is the pod's alone.
 pub fn with_namespace_defaults(

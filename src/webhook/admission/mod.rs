@@ -3,6 +3,7 @@
 //! It knows nothing of HTTP; the server maps [`ReviewError`] to status codes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use json_patch::Patch;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
@@ -13,6 +14,7 @@ use kube::core::{DynamicObject, Resource};
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
 use crate::engine::patch::PatchJson;
+use crate::engine::policy::select::{NamespaceInfo, Policies};
 use crate::engine::{self, Outcome, PodContext, Skip};
 
 /// What to do with a pod whose annotations are wrong.
@@ -29,6 +31,19 @@ pub enum OnInvalid {
 pub struct AdmissionConfig {
     pub engine: EngineConfig,
     pub on_invalid: OnInvalid,
+    /// Where the policies in force and the namespaces come from (`serve
+    /// --watch-policies`); without it, only the pod's own annotations count.
+    pub policies: Option<Arc<dyn PolicySource>>,
+}
+
+/// The InitPolicies in force and the namespaces pods are created in, as last seen. The
+/// webhook's reflectors implement it (`cluster::policies`); every review reads one
+/// snapshot, never the API server.
+pub trait PolicySource: Send + Sync + std::fmt::Debug {
+    /// The policies in force now.
+    fn policies(&self) -> Arc<Policies>;
+    /// A namespace as last seen; `None` for one not seen (yet).
+    fn namespace(&self, name: &str) -> Option<NamespaceInfo>;
 }
 
 /// How a review was answered (for logs and metrics).
@@ -245,6 +260,17 @@ fn decide(
         return (allowed.deny("the pod has no spec"), Decision::Invalid);
     };
     let pod = PodContext::new(meta, spec, &config.engine);
+    let scope = config.policies.as_ref().map(|source| {
+        let name = request.namespace.clone().unwrap_or_default();
+        let namespace = source
+            .namespace(&name)
+            .unwrap_or_else(|| NamespaceInfo::unseen(name));
+        (namespace, source.policies())
+    });
+    let pod = match &scope {
+        Some((namespace, policies)) => pod.in_scope(namespace, policies),
+        None => pod,
+    };
     match engine::plan_injection_with(&pod, PatchJson::from_ops) {
         Ok(Outcome::Skipped(Skip::NotAnnotated)) => (allowed, Decision::Skipped("not annotated")),
         Ok(Outcome::Skipped(Skip::OptedOut)) => (allowed, Decision::Skipped("opted out")),

@@ -6,6 +6,7 @@ fn config() -> AdmissionConfig {
     AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
+        policies: None,
     }
 }
 

@@ -11,7 +11,7 @@
 //! - [`wait`]: what the injected wait steps run (`init-injector wait`).
 //! - [`cli`]: one module per command; flags into config values, exit codes, printing.
 //! - [`cluster`]: the only code that talks to the API server (kube's client): `self`
-//!   certificate mode and the `self-test` command (the policy reflectors will live here too).
+//!   certificate mode, the `self-test` command and the InitPolicy and Namespace reflectors.
 //! - [`crypto`]: the one rustls crypto provider; [`error`]: how an error chain is printed.
 //!
 //! # Dependency rule
@@ -21,7 +21,7 @@
 //! `crypto` and `error`, but not each other; `cli` may use every module, and nothing
 //! uses `cli`. Only `webhook::admission` knows kube's admission
 //! types and only `webhook::server` knows axum. Code that talks to the API server
-//! (certificate bootstrap, `self-test`, and later the policy reflectors) lives in `cluster`, the only
+//! (certificate bootstrap, `self-test`, the policy reflectors) lives in `cluster`, the only
 //! module that may use kube's client; the engine gets what it reads from there as plain
 //! values in its context, never a client.
 

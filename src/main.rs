@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Certs(args) => args.execute(),
         Command::Wait(args) => args.execute(),
         Command::SelfTest(args) => args.execute(),
+        Command::Crd(args) => args.execute(),
     }
 }
 

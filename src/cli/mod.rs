@@ -3,6 +3,7 @@
 //! each command's `execute` runs it, prints what it has to say and picks the exit code.
 
 pub mod certs;
+pub mod crd;
 pub mod inject;
 pub mod self_test;
 pub mod serve;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Check an installation: send a server-side dry run of an annotated pod to the API
     /// server and check that it comes back injected. Exit 0 injected, 1 not.
     SelfTest(self_test::SelfTestArgs),
+    /// Print the InitPolicy CustomResourceDefinition (YAML), as the chart ships it:
+    /// `init-injector crd | kubectl apply -f -`.
+    Crd(crd::CrdArgs),
 }
 
 /// How logs are written.

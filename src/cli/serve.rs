@@ -12,6 +12,7 @@ use clap::Args;
 
 use super::{EngineArgs, runtime, shutdown_signal};
 use crate::cluster::certificates::SelfManaged;
+use crate::cluster::policies::{self, PolicyWatch};
 use crate::cluster::{self, ClusterError, certificates};
 use crate::engine::duration::parse_positive;
 use crate::webhook::admission::{AdmissionConfig, OnInvalid};
@@ -69,6 +70,15 @@ pub struct ServeArgs {
     /// How often the certificate files are checked for changes.
     #[arg(long, env = "INIT_INJECTOR_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_positive)]
     pub cert_reload_interval: Duration,
+    /// Watch InitPolicies and Namespaces (kube reflectors; needs API access, in-cluster or
+    /// KUBECONFIG, and the InitPolicy CRD): policies and namespace PREFIX/ annotations then
+    /// apply to every pod the webhook is sent, and a change applies to the next pod
+    /// without a restart. /readyz waits for the first complete list of both; if the API
+    /// server becomes unreachable, the last known state keeps serving
+    /// (init_injector_policy_watch_stale_seconds says for how long). Each policy's
+    /// status gets an Accepted condition (get/patch on initpolicies/status).
+    #[arg(long, env = "INIT_INJECTOR_WATCH_POLICIES")]
+    pub watch_policies: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -107,9 +117,10 @@ pub struct SelfManagedArgs {
 }
 
 impl ServeArgs {
-    /// The server's config and, in `self` certificate mode, what that mode manages
-    /// (the server then loads the files that mode writes into --self-signed-dir).
-    pub fn into_config(self) -> (ServeConfig, Option<(SelfManaged, Arc<AtomicBool>)>) {
+    /// The server's config, what `self` certificate mode manages (the server then loads
+    /// the files that mode writes into --self-signed-dir), and the policy watch, whose
+    /// source and readiness gate are already in the config.
+    pub fn into_config(self) -> Started {
         let dir = self
             .self_signed_dir
             .unwrap_or_else(|| std::env::temp_dir().join("init-injector"));
@@ -123,6 +134,10 @@ impl ServeArgs {
             (_, _, Some((managed, _))) => TlsSource::Files(managed.files()),
             _ => TlsSource::SelfSigned { dir },
         };
+        let watch = self.watch_policies.then(PolicyWatch::new);
+        let mut gates: Vec<Arc<AtomicBool>> =
+            managed.iter().map(|(_, trusted)| trusted.clone()).collect();
+        gates.extend(watch.as_ref().map(PolicyWatch::ready));
         let config = ServeConfig {
             addr: self.addr,
             metrics_addr: self.metrics_addr,
@@ -130,16 +145,27 @@ impl ServeArgs {
             admission: AdmissionConfig {
                 engine: self.engine.into_config(),
                 on_invalid: self.on_invalid,
-                policies: None,
+                policies: watch.as_ref().map(|watch| watch.source() as _),
             },
             drain_timeout: self.drain_timeout,
             reload_interval: self.cert_reload_interval,
             request_timeout: self.request_timeout,
-            gates: managed.iter().map(|(_, trusted)| trusted.clone()).collect(),
+            gates,
             max_connections: self.max_connections as usize,
         };
-        (config, managed)
+        Started {
+            config,
+            managed,
+            watch,
+        }
     }
+}
+
+/// What `serve` runs: see [`ServeArgs::into_config`].
+pub struct Started {
+    pub config: ServeConfig,
+    pub managed: Option<(SelfManaged, Arc<AtomicBool>)>,
+    pub watch: Option<PolicyWatch>,
 }
 
 impl SelfManagedArgs {
@@ -162,7 +188,11 @@ impl ServeArgs {
     /// Serves until SIGTERM or Ctrl-C, then drains. Exit 0 after a clean stop, 1 when the
     /// server cannot start or stops with an error.
     pub fn execute(self) -> ExitCode {
-        let (config, managed) = self.into_config();
+        let Started {
+            config,
+            managed,
+            watch,
+        } = self.into_config();
         let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
             Ok(runtime) => runtime,
             Err(code) => return code,
@@ -182,6 +212,18 @@ impl ServeArgs {
                 }
                 None => None,
             };
+            // Policies: a client and one list of each kind before serving, so that a
+            // missing CRD or RBAC rule stops the start with a clear error.
+            let watch = match watch {
+                Some(watch) => match start_policy_watch().await {
+                    Ok(client) => Some((watch, client)),
+                    Err(err) => {
+                        tracing::error!(error = %crate::error::chain(&err), "cannot watch InitPolicies (--watch-policies)");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => None,
+            };
             let running = match server::start(config).await {
                 Ok(running) => running,
                 Err(err) => {
@@ -198,9 +240,14 @@ impl ServeArgs {
             tracing::info!(addr = %running.addr, metrics_addr = %running.metrics_addr, "serving AdmissionReview v1 on POST /mutate");
             let manager =
                 manager.map(|(manager, trusted)| tokio::spawn(manager.run(trusted)));
+            let watch = watch.map(|(watch, client)| {
+                running.app.metrics.report_policy_watch(watch.source());
+                tracing::info!("watching InitPolicies and Namespaces; ready once both are listed");
+                tokio::spawn(watch.run(client))
+            });
             let signal = shutdown_signal().await;
-            if let Some(manager) = manager {
-                manager.abort();
+            for task in manager.iter().chain(watch.iter()) {
+                task.abort();
             }
             tracing::info!(signal, "shutting down: no new connections, draining in-flight requests");
             match running.shutdown().await {
@@ -225,4 +272,10 @@ async fn start_self_managed(
     let manager = certificates::Manager::new(managed, client).await?;
     manager.reconcile(trusted).await?;
     Ok(manager)
+}
+
+async fn start_policy_watch() -> Result<kube::Client, ClusterError> {
+    let client = cluster::client().await?;
+    policies::check_access(&client).await?;
+    Ok(client)
 }

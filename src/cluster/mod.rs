@@ -1,9 +1,11 @@
 //! The code that talks to the API server, through kube's client, and nothing else does:
 //! the `self` certificate mode of `serve` ([`certificates`]: a CA and serving certificate
 //! kept in a Secret, the CA written into the webhook configuration's `caBundle`) and the
-//! `self-test` command ([`self_test`]: a server-side dry run of an annotated pod).
+//! `self-test` command ([`self_test`]: a server-side dry run of an annotated pod), and the
+//! InitPolicy and Namespace reflectors of `serve --watch-policies` ([`policies`]).
 
 pub mod certificates;
+pub mod policies;
 pub mod self_test;
 
 /// Why a call to the API server failed.

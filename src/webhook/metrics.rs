@@ -1,7 +1,12 @@
 //! Prometheus metrics, served as text on the separate metrics port.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,6 +37,60 @@ pub struct Metrics {
     connections_refused: Counter,
     reloads: Family<ResultLabel, Counter>,
     expiry: Gauge<f64, AtomicU64>,
+    policy_watch: Arc<OnceLock<Arc<dyn PolicyWatchReport>>>,
+}
+
+/// What the policy watch (`serve --watch-policies`) reports, read at every scrape so
+/// the figures are never older than the scrape. Without the watch these metrics are
+/// absent rather than zero, so an alert on them cannot fire for a webhook that does not
+/// watch policies.
+pub trait PolicyWatchReport: Send + Sync + std::fmt::Debug + 'static {
+    /// InitPolicies in force.
+    fn in_force(&self) -> usize;
+    /// InitPolicies left out until fixed.
+    fn rejected(&self) -> usize;
+    /// How long the watches have been broken (the longer of the two): zero while both
+    /// are connected, else the time since the first failure, whether or not events came
+    /// before it (a healthy watch of objects that do not change is quiet).
+    fn stale(&self) -> Duration;
+}
+
+/// Encodes the policy watch's figures, when there is a watch.
+#[derive(Debug)]
+struct PolicyWatchCollector(Arc<OnceLock<Arc<dyn PolicyWatchReport>>>);
+
+impl Collector for PolicyWatchCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(report) = self.0.get() else {
+            return Ok(());
+        };
+        let counts: [(&str, &str, usize); 2] = [
+            (
+                "policies_in_force",
+                "InitPolicies in force",
+                report.in_force(),
+            ),
+            (
+                "policies_rejected",
+                "InitPolicies left out until fixed (their Accepted condition says why)",
+                report.rejected(),
+            ),
+        ];
+        for (name, help, count) in counts {
+            let gauge = ConstGauge::new(i64::try_from(count).unwrap_or(i64::MAX));
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        let stale = ConstGauge::new(report.stale().as_secs_f64());
+        let metric = encoder.encode_descriptor(
+            "policy_watch_stale_seconds",
+            "Seconds since the watch of InitPolicies or Namespaces broke (0 while connected); the last known state is served meanwhile",
+            None,
+            stale.metric_type(),
+        )?;
+        stale.encode(metric)?;
+        Ok(())
+    }
 }
 
 /// Sub-millisecond buckets: the engine's own time is tens of microseconds.
@@ -84,6 +143,8 @@ impl Default for Metrics {
             "When the serving certificate in use expires (Unix time)",
             expiry.clone(),
         );
+        let policy_watch = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(PolicyWatchCollector(policy_watch.clone())));
         Metrics {
             registry,
             reviews,
@@ -93,6 +154,7 @@ impl Default for Metrics {
             connections_refused,
             reloads,
             expiry,
+            policy_watch,
         }
     }
 }
@@ -135,11 +197,53 @@ impl Metrics {
         }
     }
 
+    /// Exports the policy watch's figures from now on; a second call is ignored (one
+    /// server has one watch).
+    pub fn report_policy_watch(&self, report: Arc<dyn PolicyWatchReport>) {
+        let _ = self.policy_watch.set(report);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl PolicyWatchReport for Fixed {
+        fn in_force(&self) -> usize {
+            3
+        }
+        fn rejected(&self) -> usize {
+            1
+        }
+        fn stale(&self) -> Duration {
+            Duration::from_millis(42_500)
+        }
+    }
+
+    #[test]
+    fn policy_watch_metrics_appear_once_a_watch_reports() {
+        let metrics = Metrics::default();
+        assert!(!metrics.encode().contains("policies_in_force"));
+        metrics.report_policy_watch(Arc::new(Fixed));
+        let text = metrics.encode();
+        for line in [
+            "# TYPE init_injector_policies_in_force gauge",
+            "init_injector_policies_in_force 3",
+            "init_injector_policies_rejected 1",
+            "init_injector_policy_watch_stale_seconds 42.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
     }
 }

@@ -19,8 +19,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
 use kube::Client;
@@ -28,6 +27,7 @@ use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
 mod common;
+use common::accounts::service_account_kubeconfig;
 use common::helm::{CHART, helm, helm_ok};
 use common::init_names;
 use common::node::{client, host_ip, logs_dir};
@@ -203,10 +203,161 @@ fn lint_and_render_every_certificate_mode() {
     assert_eq!(volumes[0]["secret"]["secretName"], "my-tls");
 }
 
+/// The webhook's matchConditions, or `None` when there are none.
+fn match_conditions(docs: &[Value]) -> Option<Value> {
+    let webhook = &of_kind(docs, "MutatingWebhookConfiguration")[0]["webhooks"][0];
+    webhook.get("matchConditions").cloned()
+}
+
+fn webhook_args(docs: &[Value]) -> Vec<String> {
+    let deployment = of_kind(docs, "Deployment")[0];
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|arg| arg.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn policies_and_every_pod_filter_render_what_they_say() {
+    helm_ok(&[
+        "lint",
+        "--strict",
+        CHART,
+        "--kube-version",
+        "1.36.3",
+        "--set",
+        "policies.enabled=true",
+    ]);
+
+    // Off (the default): today's chart, annotated pods only, no policy RBAC.
+    let off = template(&[]);
+    assert!(!webhook_args(&off).contains(&"--watch-policies".to_owned()));
+    let conditions = match_conditions(&off).expect("annotated pods only by default");
+    assert!(
+        conditions[0]["expression"]
+            .as_str()
+            .unwrap()
+            .contains("startsWith(\"init.example/\")"),
+        "{conditions}"
+    );
+    assert!(
+        of_kind(&off, "ClusterRole")
+            .iter()
+            .all(|role| role["metadata"]["name"] != "rel-init-injector-policies")
+    );
+
+    // On: --watch-policies, every pod sent (auto), exactly the watch's RBAC.
+    let on = template(&["--set", "policies.enabled=true"]);
+    assert!(webhook_args(&on).contains(&"--watch-policies".to_owned()));
+    assert_eq!(
+        match_conditions(&on),
+        None,
+        "podFilter auto sends every pod when policies are on"
+    );
+    let role = of_kind(&on, "ClusterRole")
+        .into_iter()
+        .find(|role| role["metadata"]["name"] == "rel-init-injector-policies")
+        .expect("a ClusterRole for the policy watch");
+    assert_eq!(
+        role["rules"],
+        json!([
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["init.example"], "resources": ["initpolicies"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["init.example"], "resources": ["initpolicies/status"], "verbs": ["get", "patch"]},
+        ])
+    );
+    let binding = of_kind(&on, "ClusterRoleBinding")
+        .into_iter()
+        .find(|b| b["metadata"]["name"] == "rel-init-injector-policies")
+        .expect("its binding");
+    assert_eq!(binding["roleRef"]["name"], "rel-init-injector-policies");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "rel-init-injector", "namespace": "init-system"}])
+    );
+
+    // Every mode talks to the API server once policies are on: the token is mounted.
+    let cert_manager = template(&[
+        "--set",
+        "policies.enabled=true",
+        "--set",
+        "certificates.mode=cert-manager",
+    ]);
+    let pod = &of_kind(&cert_manager, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    let without = template(&["--set", "certificates.mode=cert-manager"]);
+    let pod = &of_kind(&without, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+
+    // An explicit podFilter wins over auto, with policies on or off.
+    for (policies, filter, annotated_only) in [
+        ("true", "annotated", true),
+        ("true", "all", false),
+        ("false", "annotated", true),
+        ("false", "all", false),
+        ("false", "auto", true),
+        ("true", "auto", false),
+    ] {
+        let docs = template(&[
+            "--set",
+            &format!("policies.enabled={policies}"),
+            "--set",
+            &format!("webhook.podFilter={filter}"),
+        ]);
+        assert_eq!(
+            match_conditions(&docs).is_some(),
+            annotated_only,
+            "policies.enabled={policies} webhook.podFilter={filter}"
+        );
+    }
+}
+
+/// NOTES.txt as `helm install --dry-run` prints it (helm renders NOTES only on install).
+fn notes(values: &[&str]) -> String {
+    let mut args = vec![
+        "install",
+        "notes",
+        CHART,
+        "-n",
+        "notes-system",
+        "--dry-run=client",
+    ];
+    args.extend_from_slice(values);
+    let text = helm_ok(&args);
+    text.split_once("NOTES:")
+        .map(|(_, notes)| notes.to_owned())
+        .unwrap_or_else(|| panic!("no NOTES in:\n{text}"))
+}
+
+#[test]
+fn notes_warn_when_policies_reach_only_annotated_pods() {
+    let warning = "WARNING: policies.enabled with webhook.podFilter=annotated";
+    let warned = notes(&[
+        "--set",
+        "policies.enabled=true",
+        "--set",
+        "webhook.podFilter=annotated",
+    ]);
+    assert!(warned.contains(warning), "{warned}");
+    let every_pod = notes(&["--set", "policies.enabled=true"]);
+    assert!(!every_pod.contains(warning), "{every_pod}");
+    assert!(
+        every_pod.contains("refuses EVERY pod in those namespaces"),
+        "podFilter all with failurePolicy Fail says what an outage does: {every_pod}"
+    );
+    let default = notes(&[]);
+    assert!(
+        !default.contains("WARNING") && !default.contains("EVERY"),
+        "{default}"
+    );
+}
+
 #[test]
 fn the_schema_refuses_bad_values_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(Value, &str); 6] = [
+    let cases: [(Value, &str); 8] = [
         (json!({"replicaCount": "two"}), "/replicaCount"),
         (json!({"bogus": 1}), "'bogus' not allowed"),
         (
@@ -225,6 +376,11 @@ fn the_schema_refuses_bad_values_naming_them() {
             json!({"certificates": {"mode": "secret"}}),
             "/certificates/secret",
         ),
+        (
+            json!({"webhook": {"podFilter": "annotations"}}),
+            "/webhook/podFilter",
+        ),
+        (json!({"policies": {"enabled": "yes"}}), "/policies/enabled"),
     ];
     for (index, (values, expected)) in cases.iter().enumerate() {
         let file = values_file(dir.path(), &format!("bad-{index}.json"), values);
@@ -310,47 +466,6 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// A kubeconfig with a TokenRequest token of `namespace/account`: what a pod of the
-/// chart gets mounted, so the chart's RBAC is exercised for real.
-async fn service_account_kubeconfig(
-    client: &Client,
-    namespace: &str,
-    account: &str,
-    dir: &Path,
-) -> PathBuf {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let token = accounts
-        .create_token_request(account, &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
-    let admin: Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(std::env::var("KUBECONFIG").unwrap()).unwrap(),
-    )
-    .unwrap();
-    let cluster = &admin["clusters"][0]["cluster"];
-    let config = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "e2e", "cluster": cluster}],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "e2e", "user": account}}],
-        "current-context": "sa",
-    });
-    let path = dir.join(format!("{namespace}-{account}.kubeconfig"));
-    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
-    path
 }
 
 /// Points the chart's Service at `port` on the namespace's private address, as the

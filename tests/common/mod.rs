@@ -277,6 +277,8 @@ pub fn apply_checked(
 }
 
 #[cfg(feature = "e2e")]
+pub mod accounts;
+#[cfg(feature = "e2e")]
 pub mod helm;
 #[cfg(feature = "e2e")]
 pub mod node;

@@ -60,3 +60,12 @@ app.kubernetes.io/component: webhook
 {{- define "init-injector.optOutLabel" -}}
 {{- printf "%s/inject" .Values.annotationPrefix }}
 {{- end }}
+
+{{/* Which pods the API server sends: `annotated` (only pods with an annotation under the prefix) or `all`; `auto` picks `all` when policies are enabled. */}}
+{{- define "init-injector.podFilter" -}}
+{{- if eq .Values.webhook.podFilter "auto" }}
+{{- ternary "all" "annotated" .Values.policies.enabled }}
+{{- else }}
+{{- .Values.webhook.podFilter }}
+{{- end }}
+{{- end }}

@@ -6,7 +6,8 @@ use k8s_openapi::api::core::v1::PodSpec;
 
 use crate::engine::annotations::{Key, Keys};
 use crate::engine::duration::format_compact;
-use crate::engine::plan::Origin;
+use crate::engine::plan::{Origin, Step};
+use crate::engine::source::Source;
 use crate::engine::{Injection, Outcome, Skip};
 
 /// Describes what the engine decided for one pod template.
@@ -21,12 +22,20 @@ pub fn describe(owner: &str, outcome: &Outcome, spec: &PodSpec, prefix: &str) ->
             let key = Keys::new(prefix).key(Key::Inject);
             let _ = writeln!(out, "{owner}: nothing to inject ({key} is \"false\")");
         }
-        Outcome::Injected(injection) => describe_injection(&mut out, owner, injection, spec),
+        Outcome::Injected(injection) => {
+            describe_injection(&mut out, owner, injection, spec, prefix)
+        }
     }
     out
 }
 
-fn describe_injection(out: &mut String, owner: &str, injection: &Injection, spec: &PodSpec) {
+fn describe_injection(
+    out: &mut String,
+    owner: &str,
+    injection: &Injection,
+    spec: &PodSpec,
+    prefix: &str,
+) {
     let plan = &injection.plan;
     let _ = writeln!(
         out,
@@ -59,14 +68,33 @@ fn describe_injection(out: &mut String, owner: &str, injection: &Injection, spec
                 format_compact(*timeout),
                 format_compact(*interval)
             ),
-            Origin::Run { source_container } => format!(
+            Origin::Run { source_container }
+            | Origin::Policy {
+                source_container: Some(source_container),
+                ..
+            } => format!(
                 "run `{}` in {} (env and mounts of container {source_container:?})",
-                shell_words(c.command.as_deref().unwrap_or_default()),
+                shell_words(&argv(c)),
+                c.image.as_deref().unwrap_or("(no image)"),
+            ),
+            Origin::Policy {
+                source_container: None,
+                ..
+            } => format!(
+                "run {} in {}",
+                match argv(c) {
+                    words if words.is_empty() => "the image's entrypoint".to_owned(),
+                    words => format!("`{}`", shell_words(&words)),
+                },
                 c.image.as_deref().unwrap_or("(no image)"),
             ),
         };
         let _ = writeln!(out, "  {}. {}: {what}", index + 1, c.name);
+        let _ = writeln!(out, "     from: {}", from(step, prefix));
         let _ = writeln!(out, "     why here: {}", step.reason);
+    }
+    if !plan.policies.is_empty() {
+        let _ = writeln!(out, "  policies applied: {}", plan.policies.join(", "));
     }
     for volume in &plan.volumes {
         let mount = plan
@@ -96,6 +124,37 @@ fn describe_injection(out: &mut String, owner: &str, injection: &Injection, spec
     for warning in &plan.warnings {
         let _ = writeln!(out, "  warning: {warning}");
     }
+}
+
+/// The annotation, namespace annotation or policy that asked for `step`.
+fn from(step: &Step, prefix: &str) -> String {
+    let keys = Keys::new(prefix);
+    let key = match &step.origin {
+        Origin::Wait { .. } => keys.key(Key::WaitFor),
+        Origin::Run { .. } => keys.run(&step.container.name),
+        Origin::Policy { template: true, .. } => {
+            format!("spec.templates, named by {}", keys.key(Key::Steps))
+        }
+        Origin::Policy { .. } => "spec.steps".to_owned(),
+    };
+    match &step.source {
+        Source::Pod => format!("annotation {key}"),
+        Source::Namespace(name) => format!("annotation {key} of namespace {name}"),
+        Source::Policy(name) if matches!(step.origin, Origin::Wait { .. }) => {
+            format!("InitPolicy {name}, spec.waitFor")
+        }
+        Source::Policy(name) => format!("InitPolicy {name}, {key}"),
+    }
+}
+
+/// The command and its arguments.
+fn argv(c: &k8s_openapi::api::core::v1::Container) -> Vec<String> {
+    c.command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect()
 }
 
 /// argv as a shell would need it written, so the user sees how their words were split.

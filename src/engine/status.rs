@@ -20,6 +20,9 @@ pub struct Status {
     pub init_containers: Vec<String>,
     /// Names of the injected volumes (also the names of their mounts in app containers).
     pub volumes: Vec<String>,
+    /// The InitPolicies that applied, in the order they apply; absent when none did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
 }
 
 impl Status {
@@ -42,6 +45,7 @@ impl Status {
                 .map(|s| s.container.name.clone())
                 .collect(),
             volumes: plan.volumes.iter().map(|v| v.name.clone()).collect(),
+            policies: plan.policies.clone(),
         }
     }
 

@@ -2,11 +2,15 @@
 
 use std::fmt;
 
+use crate::engine::source::Source;
+
 /// A mistake in one annotation: the key, the value, what was expected and, where it
-/// helps, a suggestion.
+/// helps, a suggestion. A namespace's annotation and an `InitPolicy`'s field are reported
+/// the same way, with their [`Source`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnnotationError {
-    /// The full annotation key (`init.example/wait-for`).
+    /// The full annotation key (`init.example/wait-for`), or the policy's field
+    /// (`spec.volumes[0]`).
     pub key: String,
     /// The offending value, or the key itself when the key is the mistake.
     pub value: String,
@@ -14,6 +18,8 @@ pub struct AnnotationError {
     pub message: String,
     /// A likely fix, such as the key that was probably meant.
     pub suggestion: Option<String>,
+    /// Whose annotation or field it is.
+    pub source: Source,
 }
 
 impl AnnotationError {
@@ -27,7 +33,26 @@ impl AnnotationError {
             value: value.into(),
             message: message.into(),
             suggestion: None,
+            source: Source::Pod,
         }
+    }
+
+    /// A mistake in a field of an `InitPolicy` (`field` as in `spec.volumes[0]`).
+    pub fn policy(
+        policy: &str,
+        field: impl Into<String>,
+        value: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        AnnotationError {
+            source: Source::Policy(policy.to_owned()),
+            ..AnnotationError::new(field, value, message)
+        }
+    }
+
+    /// The same mistake, in an annotation that came from `source`.
+    pub fn from_source(self, source: Source) -> Self {
+        AnnotationError { source, ..self }
     }
 
     pub(super) fn suggest(mut self, suggestion: impl Into<String>) -> Self {
@@ -38,13 +63,12 @@ impl AnnotationError {
 
 impl fmt::Display for AnnotationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "annotation {}: {}: {}",
-            self.key,
-            quoted(&self.value, 120),
-            self.message
-        )?;
+        match &self.source {
+            Source::Pod => write!(f, "annotation {}", self.key)?,
+            Source::Namespace(name) => write!(f, "annotation {} of namespace {name}", self.key)?,
+            Source::Policy(name) => write!(f, "InitPolicy {name}, {}", self.key)?,
+        }
+        write!(f, ": {}: {}", quoted(&self.value, 120), self.message)?;
         if let Some(suggestion) = &self.suggestion {
             write!(f, " ({suggestion})")?;
         }

@@ -51,9 +51,13 @@ pub struct Directives {
 }
 
 impl Directives {
-    /// Whether the pod asks for anything to be injected.
+    /// Whether the pod asks for anything to be injected (`P/steps` alone may name
+    /// policy templates).
     pub fn requests_injection(&self) -> bool {
-        !self.waits.is_empty() || !self.runs.is_empty() || !self.volumes.is_empty()
+        !self.waits.is_empty()
+            || !self.runs.is_empty()
+            || !self.volumes.is_empty()
+            || self.steps.is_some()
     }
 
     /// The run steps in execution order: `P/steps` order, else lexical order of NAME.
@@ -73,8 +77,18 @@ pub fn parse(
     annotations: &BTreeMap<String, String>,
     prefix: &str,
 ) -> Result<Directives, Vec<AnnotationError>> {
+    parse_with(annotations, prefix, &[])
+}
+
+/// [`parse`], where `P/steps` may also name these policy templates.
+pub fn parse_with(
+    annotations: &BTreeMap<String, String>,
+    prefix: &str,
+    templates: &[&str],
+) -> Result<Directives, Vec<AnnotationError>> {
     let mut parser = Parser {
         keys: Keys::new(prefix),
+        templates,
         directives: Directives::default(),
         errors: Vec::new(),
         run_attributes: BTreeMap::new(),
@@ -92,6 +106,8 @@ pub fn parse(
 /// The parse in progress; each concern's file adds its methods.
 struct Parser<'a> {
     keys: Keys<'a>,
+    /// The templates of the policies that apply, which `P/steps` may name.
+    templates: &'a [&'a str],
     directives: Directives,
     errors: Vec<AnnotationError>,
     /// `run.NAME.ATTRIBUTE` → (key, value), kept until every `run.NAME` is known.

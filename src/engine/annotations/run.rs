@@ -136,24 +136,32 @@ impl Parser<'_> {
         }
     }
 
-    /// `P/steps` must name every run step, and only run steps.
+    /// `P/steps` must name every run step, and only run steps and the `templates` of the
+    /// policies that apply.
     pub(super) fn check_step_order(&mut self) {
         let Some(order) = self.directives.steps.clone() else {
             return;
         };
         let key = self.keys.key(super::Key::Steps);
         let value = order.join(",");
+        let templates = self.templates;
         for name in &order {
-            if !self.directives.runs.contains_key(name) {
-                let mut error = AnnotationError::new(
-                    &key,
-                    &value,
+            if !self.directives.runs.contains_key(name) && !templates.contains(&name.as_str()) {
+                let missing = self.keys.run(name);
+                let message = if templates.is_empty() {
+                    format!("names step {name:?}, which has no {missing} annotation")
+                } else {
                     format!(
-                        "names step {name:?}, which has no {} annotation",
-                        self.keys.run(name)
-                    ),
-                );
-                let known = self.directives.runs.keys().map(String::as_str);
+                        "names step {name:?}, which has no {missing} annotation and is no template of an InitPolicy that applies to the pod"
+                    )
+                };
+                let mut error = AnnotationError::new(&key, &value, message);
+                let known = self
+                    .directives
+                    .runs
+                    .keys()
+                    .map(String::as_str)
+                    .chain(templates.iter().copied());
                 if let Some(best) = did_you_mean(name, known) {
                     error = error.suggest(format!("did you mean {best}?"));
                 }

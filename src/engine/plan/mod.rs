@@ -7,20 +7,23 @@
 //! new kind of step is a new file, a new [`Origin`] variant and one line in [`build`].
 
 mod placement;
+mod policy;
 mod run;
 mod volumes;
 mod wait;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements, Volume, VolumeMount};
 
 pub use placement::is_native_sidecar;
 pub use wait::restricted_security_context;
 
-use crate::engine::annotations::{AnnotationError, Directives, Keys};
+use crate::engine::annotations::{AnnotationError, Directives, Key, Keys};
 use crate::engine::config::EngineConfig;
+use crate::engine::policy::apply::Applied;
+use crate::engine::source::Source;
 use crate::engine::status::Status;
 use crate::engine::target::WaitTarget;
 
@@ -41,6 +44,8 @@ pub struct Plan {
     /// Why the block goes there, in words.
     pub placement: String,
     pub warnings: Vec<String>,
+    /// The InitPolicies that apply to the pod, in the order they apply.
+    pub policies: Vec<String>,
 }
 
 /// One injected init container and why it is where it is.
@@ -48,6 +53,8 @@ pub struct Plan {
 pub struct Step {
     pub container: Container,
     pub origin: Origin,
+    /// Who asked for it.
+    pub source: Source,
     /// The ordering rule that put it at this place.
     pub reason: String,
 }
@@ -63,6 +70,12 @@ pub enum Origin {
     },
     /// `P/run.NAME`, copying image, env and mounts from this app container.
     Run { source_container: String },
+    /// A policy's step, or a policy template a pod named in `P/steps`: in its own image,
+    /// or copying image, env and mounts from `source_container`.
+    Policy {
+        source_container: Option<String>,
+        template: bool,
+    },
 }
 
 /// Removes what an earlier pass injected (per its `P/status`) from `spec`.
@@ -81,18 +94,30 @@ pub fn strip(spec: &mut PodSpec, earlier: &Status) {
     }
 }
 
+/// Everything one plan is built from.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    /// The pod's directives (its own annotations, with its namespace's as defaults).
+    pub directives: &'a Directives,
+    /// What the policies that select the pod add.
+    pub applied: &'a Applied<'a>,
+    /// The annotation keys that came from the namespace, and its name.
+    pub namespace_keys: &'a BTreeSet<String>,
+    pub namespace: &'a str,
+    /// The pod spec, any earlier injection already stripped.
+    pub spec: &'a PodSpec,
+    /// The pod's `kubectl.kubernetes.io/default-container`.
+    pub default_container: Option<&'a str>,
+    pub config: &'a EngineConfig,
+}
+
 /// Plans the injection for a pod whose earlier injection, if any, is already stripped.
-/// `default_container` is the pod's `kubectl.kubernetes.io/default-container`.
-pub fn build(
-    directives: &Directives,
-    spec: &PodSpec,
-    default_container: Option<&str>,
-    config: &EngineConfig,
-) -> Result<Plan, Vec<AnnotationError>> {
-    let mut planner = Planner::new(directives, spec, config);
+pub fn build(inputs: &Inputs<'_>) -> Result<Plan, Vec<AnnotationError>> {
+    let mut planner = Planner::new(inputs);
     let (volumes, mounts) = planner.shared_volumes();
     let mut steps = planner.wait_steps(&mounts);
-    steps.extend(planner.run_steps(&mounts, default_container));
+    steps.extend(planner.policy_steps(&mounts));
+    steps.extend(planner.pod_steps(&mounts));
     let (insert_at, placement) = planner.placement();
     if planner.errors.is_empty() {
         Ok(Plan {
@@ -102,6 +127,7 @@ pub fn build(
             insert_at,
             placement,
             warnings: planner.warnings,
+            policies: inputs.applied.owned_names(),
         })
     } else {
         Err(planner.errors)
@@ -131,13 +157,20 @@ pub fn apply(spec: &mut PodSpec, plan: &Plan) {
 /// What the kinds of step share while one plan is built.
 struct Planner<'a> {
     directives: &'a Directives,
+    applied: &'a Applied<'a>,
+    namespace_keys: &'a BTreeSet<String>,
+    namespace: &'a str,
     spec: &'a PodSpec,
+    default_container: Option<&'a str>,
     config: &'a EngineConfig,
     keys: Keys<'a>,
     /// The names of the pod's own containers, of every kind.
     pod_names: BTreeSet<&'a str>,
-    /// The names of the steps planned so far.
+    /// The names of the steps planned so far, and what each is (for messages).
     taken: BTreeSet<String>,
+    taken_by: BTreeMap<String, String>,
+    /// The pod's own waits that a policy does not already wait for.
+    pod_waits: Vec<&'a WaitTarget>,
     /// How many steps the block has, for the `[I/N]` of each wait step's log.
     total: usize,
     errors: Vec<AnnotationError>,
@@ -145,7 +178,8 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(directives: &'a Directives, spec: &'a PodSpec, config: &'a EngineConfig) -> Self {
+    fn new(inputs: &Inputs<'a>) -> Self {
+        let (directives, applied, spec) = (inputs.directives, inputs.applied, inputs.spec);
         let pod_names = spec
             .init_containers
             .iter()
@@ -159,16 +193,69 @@ impl<'a> Planner<'a> {
                     .map(|c| c.name.as_str()),
             )
             .collect();
+        let mut warnings = directives.warnings.clone();
+        let keys = Keys::new(&inputs.config.prefix);
+        let mut pod_waits = Vec::with_capacity(directives.waits.len());
+        for target in &directives.waits {
+            match applied.waits.iter().find(|(seen, _)| seen == target) {
+                Some((_, policy)) => warnings.push(format!(
+                    "annotation {}: target {target} is also waited for by InitPolicy {policy}, whose wait runs first; waiting for it once",
+                    keys.key(Key::WaitFor)
+                )),
+                None => pod_waits.push(target),
+            }
+        }
+        let pod_step_count = match &directives.steps {
+            Some(order) => order.len(),
+            None => directives.runs.len(),
+        };
         Planner {
             directives,
+            applied,
+            namespace_keys: inputs.namespace_keys,
+            namespace: inputs.namespace,
             spec,
-            config,
-            keys: Keys::new(&config.prefix),
+            default_container: inputs.default_container,
+            config: inputs.config,
+            keys,
             pod_names,
             taken: BTreeSet::new(),
-            total: directives.waits.len() + directives.runs.len(),
+            taken_by: BTreeMap::new(),
+            total: applied.waits.len() + pod_waits.len() + applied.steps.len() + pod_step_count,
+            pod_waits,
             errors: Vec::new(),
-            warnings: directives.warnings.clone(),
+            warnings,
+        }
+    }
+
+    /// Who set the annotation `key`: the pod, or its namespace.
+    fn source_of(&self, key: &str) -> Source {
+        if self.namespace_keys.contains(key) {
+            Source::Namespace(self.namespace.to_owned())
+        } else {
+            Source::Pod
+        }
+    }
+
+    /// A mistake in the annotation `key`, reported with whoever set it.
+    fn annotation_error(&mut self, key: String, value: impl Into<String>, message: String) {
+        let source = self.source_of(&key);
+        self.errors
+            .push(AnnotationError::new(key, value, message).from_source(source));
+    }
+
+    /// Records a planned step's name; `what` describes it in later clash messages.
+    fn take(&mut self, name: &str, what: String) {
+        self.taken.insert(name.to_owned());
+        self.taken_by.entry(name.to_owned()).or_insert(what);
+    }
+
+    /// Requests and limits of injected wait steps (and of policy steps in their own
+    /// image that give none).
+    fn wait_resources(&self) -> ResourceRequirements {
+        match self.applied.wait_resources {
+            Some((resources, _)) => resources.clone(),
+            None => self.config.wait_resources.clone(),
         }
     }
 }

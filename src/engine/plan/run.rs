@@ -7,36 +7,64 @@ use super::{DEFAULT_CONTAINER_ANNOTATION, Origin, Planner, Step};
 use crate::engine::annotations::{AnnotationError, Key, RunAttribute, RunDirective};
 
 impl<'a> Planner<'a> {
-    /// The run steps, in `P/steps` order, else in lexical order of NAME.
-    pub(super) fn run_steps(
-        &mut self,
-        mounts: &[VolumeMount],
-        default_container: Option<&str>,
-    ) -> Vec<Step> {
+    /// The pod's own steps, in `P/steps` order (`run.NAME` steps and policy templates),
+    /// else its `run.NAME` steps in lexical order of NAME.
+    pub(super) fn pod_steps(&mut self, mounts: &[VolumeMount]) -> Vec<Step> {
         let order_rule = if self.directives.steps.is_some() {
             format!(
-                "rule 1: pod run step, in {} order",
+                "rule 1: pod step, after every wait and policy step, in {} order",
                 self.keys.key(Key::Steps)
             )
+        } else if self.applied.injects() {
+            "rule 1: pod run step, after every wait and policy step, in lexical order of NAME"
+                .to_owned()
         } else {
             "rule 1: pod run step, in lexical order of NAME".to_owned()
         };
+        let names: Vec<&'a str> = match &self.directives.steps {
+            Some(order) => order.iter().map(String::as_str).collect(),
+            None => self.directives.runs.keys().map(String::as_str).collect(),
+        };
         let mut steps = Vec::new();
-        for run in self.directives.ordered_runs() {
-            self.check_run_name(run);
-            self.taken.insert(run.name.clone());
-            let Some(source) = self.source_container(run, default_container) else {
-                continue;
-            };
-            steps.push(Step {
-                container: run_container(run, source, mounts),
-                origin: Origin::Run {
-                    source_container: source.name.clone(),
+        for name in names {
+            let step = match self.directives.runs.get(name) {
+                Some(run) => self.run_step(run, mounts, &order_rule),
+                None => match self.applied.templates.get(name) {
+                    Some((template, policy)) => {
+                        self.template_step(template, policy, mounts, &order_rule)
+                    }
+                    // The parser refused names that are neither.
+                    None => None,
                 },
-                reason: order_rule.clone(),
-            });
+            };
+            steps.extend(step);
         }
         steps
+    }
+
+    fn run_step(
+        &mut self,
+        run: &'a RunDirective,
+        mounts: &[VolumeMount],
+        order_rule: &str,
+    ) -> Option<Step> {
+        if let Some((_, policy)) = self.applied.templates.get(run.name.as_str()) {
+            self.warnings.push(format!(
+                "annotation {}: the pod's own step is used; InitPolicy {policy}'s template of the same name is not",
+                self.keys.run(&run.name)
+            ));
+        }
+        self.check_run_name(run);
+        self.take(&run.name, "another injected step".to_owned());
+        let source = self.source_container(run, self.default_container)?;
+        Some(Step {
+            container: run_container(run, source, mounts),
+            origin: Origin::Run {
+                source_container: source.name.clone(),
+            },
+            source: self.source_of(&self.keys.run(&run.name)),
+            reason: order_rule.to_owned(),
+        })
     }
 
     /// A step's name must not be taken by the pod or by a wait step.
@@ -48,14 +76,13 @@ impl<'a> Planner<'a> {
                 "the pod already has a container named {name:?}; choose another step name"
             ));
         }
-        if self.taken.contains(name) {
+        if let Some(what) = self.taken_by.get(name) {
             clashes.push(format!(
-                "step name {name:?} is also the name of an injected wait step; choose another"
+                "step name {name:?} is also the name of {what}; choose another"
             ));
         }
         for message in clashes {
-            let error = AnnotationError::new(self.keys.run(name), run.argv.join(" "), message);
-            self.errors.push(error);
+            self.annotation_error(self.keys.run(name), run.argv.join(" "), message);
         }
     }
 
@@ -71,14 +98,19 @@ impl<'a> Planner<'a> {
             let found = spec.containers.iter().find(|c| &c.name == wanted);
             if found.is_none() {
                 let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-                self.errors.push(AnnotationError::new(
-                    self.keys.run_attribute(&run.name, RunAttribute::Container),
-                    wanted.clone(),
-                    format!(
-                        "the pod has no app container of that name; expected one of: {}",
-                        names.join(", ")
-                    ),
-                ));
+                let key = self.keys.run_attribute(&run.name, RunAttribute::Container);
+                let source = self.source_of(&key);
+                self.errors.push(
+                    AnnotationError::new(
+                        key,
+                        wanted.clone(),
+                        format!(
+                            "the pod has no app container of that name; expected one of: {}",
+                            names.join(", ")
+                        ),
+                    )
+                    .from_source(source),
+                );
             }
             return found;
         }
@@ -93,11 +125,11 @@ impl<'a> Planner<'a> {
         }
         let first = spec.containers.first();
         if first.is_none() {
-            self.errors.push(AnnotationError::new(
+            self.annotation_error(
                 self.keys.run(&run.name),
                 run.argv.join(" "),
-                "the pod has no app container to take the image and environment from",
-            ));
+                "the pod has no app container to take the image and environment from".to_owned(),
+            );
         }
         first
     }

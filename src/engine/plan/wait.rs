@@ -12,32 +12,68 @@ use crate::engine::annotations::{AnnotationError, Key};
 use crate::engine::config::IMAGE_BINARY_PATH;
 use crate::engine::duration::format_compact;
 use crate::engine::names::unique_label;
+use crate::engine::source::Source;
 use crate::engine::target::WaitTarget;
 
 impl Planner<'_> {
-    /// The wait steps, in the order the targets were written.
+    /// The wait steps: the policies' targets in the order the policies apply, then the
+    /// pod's in the order they were written.
     pub(super) fn wait_steps(&mut self, mounts: &[VolumeMount]) -> Vec<Step> {
-        let waits = &self.directives.waits;
         let timeout = self
             .directives
             .wait_timeout
+            .or(self.applied.wait_timeout.map(|(timeout, _)| timeout))
             .unwrap_or(self.config.default_timeout);
         let interval = self
             .directives
             .wait_interval
+            .or(self.applied.wait_interval.map(|(interval, _)| interval))
             .unwrap_or(self.config.default_interval);
-        let mut steps = Vec::with_capacity(waits.len());
-        for (index, target) in waits.iter().enumerate() {
+        let policy_waits: Vec<(&WaitTarget, Source)> = self
+            .applied
+            .waits
+            .iter()
+            .map(|(target, policy)| (target, Source::Policy((*policy).to_owned())))
+            .collect();
+        let pod_source = self.source_of(&self.keys.key(Key::WaitFor));
+        let pod_waits: Vec<(&WaitTarget, Source)> = self
+            .pod_waits
+            .iter()
+            .map(|target| (*target, pod_source.clone()))
+            .collect();
+        let (policy_count, pod_count) = (policy_waits.len(), pod_waits.len());
+        let mut steps = Vec::with_capacity(policy_count + pod_count);
+        for (index, (target, source)) in policy_waits.into_iter().chain(pod_waits).enumerate() {
+            let reason = match &source {
+                Source::Policy(policy) => format!(
+                    "rule 1: policy wait-for (InitPolicy {policy}), before the pod's own waits"
+                ),
+                _ if policy_count == 0 => format!(
+                    "rule 1: pod wait-for, target {} of {pod_count} in written order",
+                    index + 1
+                ),
+                _ => format!(
+                    "rule 1: pod wait-for, after the policies' waits, target {} of {pod_count} in written order",
+                    index + 1 - policy_count
+                ),
+            };
             let seed = target.to_string();
             let name = unique_label("wait-for", &target.name_hint(), &seed, &self.taken);
             if self.pod_names.contains(name.as_str()) {
-                self.errors.push(AnnotationError::new(
-                    self.keys.key(Key::WaitFor),
-                    seed.clone(),
-                    format!("the pod already has a container named {name:?}; remove the hand-written wait step or this target"),
-                ));
+                let message = format!(
+                    "the pod already has a container named {name:?}; remove the hand-written wait step or this target"
+                );
+                match &source {
+                    Source::Policy(policy) => self.errors.push(AnnotationError::policy(
+                        policy,
+                        "spec.waitFor",
+                        seed.clone(),
+                        message,
+                    )),
+                    _ => self.annotation_error(self.keys.key(Key::WaitFor), seed.clone(), message),
+                }
             }
-            self.taken.insert(name.clone());
+            self.take(&name, "an injected wait step".to_owned());
             let step_label = format!("{}/{}", index + 1, self.total);
             let args = WaitArgs {
                 target,
@@ -52,11 +88,8 @@ impl Planner<'_> {
                     timeout,
                     interval,
                 },
-                reason: format!(
-                    "rule 1: pod wait-for, target {} of {} in written order",
-                    index + 1,
-                    waits.len()
-                ),
+                source,
+                reason,
             });
         }
         steps
@@ -81,7 +114,7 @@ impl Planner<'_> {
                 args.step_label.to_owned(),
                 args.target.to_string(),
             ]),
-            resources: Some(self.config.wait_resources.clone()),
+            resources: Some(self.wait_resources()),
             security_context: Some(restricted_security_context()),
             volume_mounts: (!mounts.is_empty()).then(|| mounts.to_vec()),
             ..Default::default()

@@ -212,10 +212,9 @@ impl ServeArgs {
                 }
                 None => None,
             };
-            // Policies: a client and one list of each kind before serving, so that a
-            // missing CRD or RBAC rule stops the start with a clear error.
+            // Policies: a client before serving; the first lists run while /readyz says no.
             let watch = match watch {
-                Some(watch) => match start_policy_watch().await {
+                Some(watch) => match cluster::client().await {
                     Ok(client) => Some((watch, client)),
                     Err(err) => {
                         tracing::error!(error = %crate::error::chain(&err), "cannot watch InitPolicies (--watch-policies)");
@@ -240,17 +239,40 @@ impl ServeArgs {
             tracing::info!(addr = %running.addr, metrics_addr = %running.metrics_addr, "serving AdmissionReview v1 on POST /mutate");
             let manager =
                 manager.map(|(manager, trusted)| tokio::spawn(manager.run(trusted)));
-            let watch = watch.map(|(watch, client)| {
+            let mut watch = watch.map(|(watch, client)| {
                 running.app.metrics.report_policy_watch(watch.source());
                 tracing::info!("watching InitPolicies and Namespaces; ready once both are listed");
-                tokio::spawn(watch.run(client))
+                tokio::spawn(run_policy_watch(watch, client))
             });
-            let signal = shutdown_signal().await;
-            for task in manager.iter().chain(watch.iter()) {
-                task.abort();
+            // The watch ends only when it cannot start (no CRD, no RBAC): then stop too,
+            // with the reason, rather than run a replica that can never be ready.
+            let (signal, failed) = {
+                let watch_failed = async {
+                    match watch.as_mut() {
+                        Some(task) => match task.await {
+                            Ok(Err(err)) => Some(err),
+                            _ => None,
+                        },
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    signal = shutdown_signal() => (signal, None),
+                    Some(err) = watch_failed => ("watch failure", Some(err)),
+                }
+            };
+            if let Some(manager) = manager {
+                manager.abort();
+            }
+            if let Some(watch) = watch {
+                watch.abort();
+            }
+            if let Some(err) = &failed {
+                tracing::error!(error = %crate::error::chain(err), "cannot watch InitPolicies (--watch-policies)");
             }
             tracing::info!(signal, "shutting down: no new connections, draining in-flight requests");
             match running.shutdown().await {
+                Ok(()) if failed.is_some() => ExitCode::FAILURE,
                 Ok(()) => {
                     tracing::info!("stopped");
                     ExitCode::SUCCESS
@@ -274,8 +296,10 @@ async fn start_self_managed(
     Ok(manager)
 }
 
-async fn start_policy_watch() -> Result<kube::Client, ClusterError> {
-    let client = cluster::client().await?;
+/// One list of each kind first, so that a missing CRD or RBAC rule is a clear error; then
+/// the watches, for as long as the server runs.
+async fn run_policy_watch(watch: PolicyWatch, client: kube::Client) -> Result<(), ClusterError> {
     policies::check_access(&client).await?;
-    Ok(client)
+    watch.run(client).await;
+    Ok(())
 }

@@ -283,4 +283,6 @@ pub mod helm;
 #[cfg(feature = "e2e")]
 pub mod node;
 #[cfg(feature = "e2e")]
+pub mod proxy;
+#[cfg(feature = "e2e")]
 pub mod webhook;

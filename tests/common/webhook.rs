@@ -34,6 +34,12 @@ pub struct Webhook {
 impl Webhook {
     /// Starts `serve` with `extra` flags and returns once it listens.
     pub fn start(name: &str, extra: &[&str]) -> Webhook {
+        Webhook::start_with_env(name, extra, &[])
+    }
+
+    /// [`Webhook::start`] with environment variables, such as the `KUBECONFIG` that
+    /// `--watch-policies` uses.
+    pub fn start_with_env(name: &str, extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Webhook {
         let dir = tempfile::tempdir().unwrap();
         let generated = generate();
         init_injector::webhook::certs::write(&generated, dir.path()).unwrap();
@@ -45,6 +51,7 @@ impl Webhook {
             .arg("--tls-key")
             .arg(dir.path().join("tls.key"))
             .args(extra)
+            .envs(env.iter().copied())
             .stderr(log)
             .spawn()
             .unwrap();

@@ -34,11 +34,22 @@ node_taint=init-injector.e2e/node
 # shellcheck source=tests/e2e/node.sh
 . "$here/node.sh"
 
-# Every e2e test target: tests/e2e.rs, tests/e2e_*.rs.
+# Every e2e test target: tests/e2e.rs, tests/e2e_*.rs; or only those that E2E_TARGETS
+# names (space-separated, such as `E2E_TARGETS="e2e_policy e2e_chart"`).
 test_targets=()
-for file in "$repo"/tests/e2e*.rs; do
-  test_targets+=(--test "$(basename "$file" .rs)")
-done
+if [ -n "${E2E_TARGETS:-}" ]; then
+  for target in $E2E_TARGETS; do
+    if [ ! -f "$repo/tests/$target.rs" ]; then
+      echo "e2e: E2E_TARGETS names $target, but tests/$target.rs does not exist" >&2
+      exit 2
+    fi
+    test_targets+=(--test "$target")
+  done
+else
+  for file in "$repo"/tests/e2e*.rs; do
+    test_targets+=(--test "$(basename "$file" .rs)")
+  done
+fi
 
 if [ "${1:-}" != "--inside-netns" ]; then
   logs=${E2E_LOG_DIR:-$repo/target/e2e-logs}

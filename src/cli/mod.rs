@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod inject;
+pub mod scope;
 pub mod self_test;
 pub mod serve;
 pub mod wait;

@@ -15,6 +15,7 @@ use crate::engine::config::EngineConfig;
 use crate::engine::explain;
 use crate::engine::workload::{self, TemplateError};
 
+use super::scope::{Offline, ScopeArgs};
 use super::{EXIT_USAGE, EngineArgs, fail};
 
 #[derive(Debug, Args)]
@@ -27,6 +28,8 @@ pub struct InjectArgs {
     pub explain: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 }
 
 impl InjectArgs {
@@ -39,7 +42,20 @@ impl InjectArgs {
             Err(err) => return fail(EXIT_USAGE, &err),
         };
         let config = self.engine.into_config();
-        let report = run(&inputs, self.explain, &config);
+        let offline = match self.scope.load() {
+            Ok(offline) => offline,
+            Err(errors) => {
+                for error in &errors {
+                    eprintln!("error: {error}");
+                }
+                eprintln!(
+                    "error: {} problem(s) found in the policies; nothing was written",
+                    errors.len()
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let report = run_in(&inputs, self.explain, &config, &offline);
         for warning in &report.warnings {
             eprintln!("warning: {warning}");
         }
@@ -116,8 +132,19 @@ pub struct Report {
     pub errors: Vec<String>,
 }
 
-/// Processes named inputs. Pure apart from what `inputs` already holds.
+/// Processes named inputs with no policies, in the `default` namespace. Pure apart from
+/// what `inputs` already holds.
 pub fn run(inputs: &[(String, String)], explain: bool, config: &EngineConfig) -> Report {
+    run_in(inputs, explain, config, &Offline::none())
+}
+
+/// Processes named inputs with the policies and namespace of `offline`.
+pub fn run_in(
+    inputs: &[(String, String)],
+    explain: bool,
+    config: &EngineConfig,
+    offline: &Offline,
+) -> Report {
     let mut report = Report::default();
     let mut outputs: Vec<String> = Vec::new();
     let mut index = 0;
@@ -125,7 +152,13 @@ pub fn run(inputs: &[(String, String)], explain: bool, config: &EngineConfig) ->
         for document in split_documents(text) {
             index += 1;
             let place = format!("{source}: document {index} (line {})", document.first_line);
-            match process(&document, &place, explain, config, &mut report) {
+            let context = Context {
+                place: &place,
+                explain,
+                config,
+                offline,
+            };
+            match process(&document, &context, &mut report) {
                 Some(out) => outputs.push(out),
                 None => continue,
             }
@@ -151,13 +184,21 @@ pub fn run(inputs: &[(String, String)], explain: bool, config: &EngineConfig) ->
     report
 }
 
-fn process(
-    document: &Document<'_>,
-    place: &str,
+/// What one document is processed with.
+struct Context<'a> {
+    place: &'a str,
     explain: bool,
-    config: &EngineConfig,
-    report: &mut Report,
-) -> Option<String> {
+    config: &'a EngineConfig,
+    offline: &'a Offline,
+}
+
+fn process(document: &Document<'_>, context: &Context<'_>, report: &mut Report) -> Option<String> {
+    let Context {
+        place,
+        explain,
+        config,
+        offline,
+    } = *context;
     let verbatim = || {
         Some(if explain {
             String::new()
@@ -177,7 +218,14 @@ fn process(
     let mut ops = Vec::new();
     let mut described = String::new();
     for template in &templates {
-        match workload::plan_template(&value, template, config) {
+        let (namespace, warning) = offline.namespace_of(template.namespace.as_deref());
+        if let Some(warning) = warning {
+            report
+                .warnings
+                .push(format!("{place}: {}: {warning}", template.owner));
+        }
+        let scope = offline.scope(&namespace);
+        match workload::plan_template(&value, template, config, Some(scope)) {
             Ok((outcome, spec)) => {
                 if explain {
                     let owner = format!("{place}: {}", template.owner);

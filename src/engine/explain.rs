@@ -63,10 +63,13 @@ fn describe_injection(
                 target,
                 timeout,
                 interval,
+                timing_from: [timeout_from, interval_from],
             } => format!(
-                "wait for {target} (timeout {}, interval {})",
+                "wait for {target} (timeout {}{}, interval {}{})",
                 format_compact(*timeout),
-                format_compact(*interval)
+                set_by(timeout_from.as_ref()),
+                format_compact(*interval),
+                set_by(interval_from.as_ref()),
             ),
             Origin::Run { source_container }
             | Origin::Policy {
@@ -144,6 +147,15 @@ fn from(step: &Step, prefix: &str) -> String {
             format!("InitPolicy {name}, spec.waitFor")
         }
         Source::Policy(name) => format!("InitPolicy {name}, {key}"),
+    }
+}
+
+/// Who set a wait's timing, when it is not the pod itself or the webhook's default.
+fn set_by(source: Option<&Source>) -> String {
+    match source {
+        Some(Source::Namespace(name)) => format!(" from namespace {name}"),
+        Some(Source::Policy(name)) => format!(" from the defaults of InitPolicy {name}"),
+        Some(Source::Pod) | None => String::new(),
     }
 }
 

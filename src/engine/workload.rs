@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::engine::annotations::Keys;
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
-use crate::engine::{self, Invalid, Outcome, PodContext};
+use crate::engine::{self, Invalid, Outcome, PodContext, Scope};
 
 /// One pod template inside a document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub struct Template {
     pub root: PointerBuf,
     /// `Kind namespace/name` of the object that holds it, for messages.
     pub owner: String,
+    /// The `metadata.namespace` of that object, when set.
+    pub namespace: Option<String>,
 }
 
 /// Why a template could not be mutated.
@@ -106,7 +108,12 @@ fn template_of(object: &Value, at: PointerBuf) -> Option<Template> {
     for token in path {
         root.push_back(*token);
     }
-    Some(Template { root, owner })
+    let namespace = text(object, "/metadata/namespace").map(str::to_owned);
+    Some(Template {
+        root,
+        owner,
+        namespace,
+    })
 }
 
 /// An object that carries annotations under the prefix in a kind (or an API version)
@@ -176,11 +183,13 @@ fn annotated_at(value: &Value, keys: &Keys<'_>, at: &mut PointerBuf) -> Option<P
     }
 }
 
-/// Runs the engine on the template at `template.root` in `doc`.
+/// Runs the engine on the template at `template.root` in `doc`, with the namespace and
+/// policies of `scope` when given.
 pub fn plan_template(
     doc: &Value,
     template: &Template,
     config: &EngineConfig,
+    scope: Option<Scope<'_>>,
 ) -> Result<(Outcome, PodSpec), TemplateError> {
     let node = template.root.resolve(doc).ok();
     let field = |name: &str| node.and_then(|n| n.get(name));
@@ -196,7 +205,10 @@ pub fn plan_template(
         Some(value) => PodSpec::deserialize(value).map_err(|e| malformed("spec", e))?,
         None => PodSpec::default(),
     };
-    let pod = PodContext::new(&meta, &spec, config).at(&template.root);
+    let mut pod = PodContext::new(&meta, &spec, config).at(&template.root);
+    if let Some(scope) = scope {
+        pod = pod.in_scope(scope.namespace, scope.policies);
+    }
     let outcome = engine::plan_injection(&pod)?;
     if field("spec").is_none() && matches!(outcome, Outcome::Injected(_)) {
         return Err(TemplateError::NoSpec {
@@ -266,7 +278,7 @@ mod tests {
         let doc = json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
             "metadata": {"annotations": {"init.example/wait-for": "db:5432"}}}}});
         let template = &templates(&doc)[0];
-        let err = plan_template(&doc, template, &EngineConfig::default()).unwrap_err();
+        let err = plan_template(&doc, template, &EngineConfig::default(), None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "/spec/template/spec is missing: a pod template with init-injector annotations needs a spec with its containers"
@@ -276,7 +288,7 @@ mod tests {
             "metadata": {"labels": {"app": "x"}}}}});
         let template = &templates(&plain)[0];
         assert!(matches!(
-            plan_template(&plain, template, &EngineConfig::default()),
+            plan_template(&plain, template, &EngineConfig::default(), None),
             Ok((Outcome::Skipped(_), _))
         ));
     }
@@ -287,7 +299,7 @@ mod tests {
             "metadata": {"annotations": {"init.example/wait-for": "db:1"}},
             "spec": {"containers": "not-a-list"}}}});
         let template = &templates(&doc)[0];
-        let err = plan_template(&doc, template, &EngineConfig::default()).unwrap_err();
+        let err = plan_template(&doc, template, &EngineConfig::default(), None).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("/spec/template/spec is not valid"),

@@ -67,6 +67,8 @@ pub enum Origin {
         target: WaitTarget,
         timeout: Duration,
         interval: Duration,
+        /// Who set the timeout and the interval; `None`: the webhook's defaults.
+        timing_from: [Option<Source>; 2],
     },
     /// `P/run.NAME`, copying image, env and mounts from this app container.
     Run { source_container: String },

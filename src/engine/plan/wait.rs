@@ -19,16 +19,19 @@ impl Planner<'_> {
     /// The wait steps: the policies' targets in the order the policies apply, then the
     /// pod's in the order they were written.
     pub(super) fn wait_steps(&mut self, mounts: &[VolumeMount]) -> Vec<Step> {
-        let timeout = self
-            .directives
-            .wait_timeout
-            .or(self.applied.wait_timeout.map(|(timeout, _)| timeout))
-            .unwrap_or(self.config.default_timeout);
-        let interval = self
-            .directives
-            .wait_interval
-            .or(self.applied.wait_interval.map(|(interval, _)| interval))
-            .unwrap_or(self.config.default_interval);
+        let (timeout, timeout_from) = self.timing(
+            Key::WaitTimeout,
+            self.directives.wait_timeout,
+            self.applied.wait_timeout,
+            self.config.default_timeout,
+        );
+        let (interval, interval_from) = self.timing(
+            Key::WaitInterval,
+            self.directives.wait_interval,
+            self.applied.wait_interval,
+            self.config.default_interval,
+        );
+        let timing_from = [timeout_from, interval_from];
         let policy_waits: Vec<(&WaitTarget, Source)> = self
             .applied
             .waits
@@ -87,12 +90,29 @@ impl Planner<'_> {
                     target: target.clone(),
                     timeout,
                     interval,
+                    timing_from: timing_from.clone(),
                 },
                 source,
                 reason,
             });
         }
         steps
+    }
+
+    /// A wait setting by precedence: the annotation (the pod's, else its namespace's),
+    /// then the policies' defaults, then the webhook's; and who set it.
+    fn timing(
+        &self,
+        key: Key,
+        annotation: Option<Duration>,
+        policy: Option<(Duration, &str)>,
+        default: Duration,
+    ) -> (Duration, Option<Source>) {
+        match (annotation, policy) {
+            (Some(value), _) => (value, Some(self.source_of(&self.keys.key(key)))),
+            (None, Some((value, policy))) => (value, Some(Source::Policy(policy.to_owned()))),
+            (None, None) => (default, None),
+        }
     }
 
     fn wait_container(

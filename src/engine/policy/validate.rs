@@ -57,9 +57,8 @@ pub fn problems(spec: &InitPolicySpec) -> Vec<String> {
             if let Some(value) = value
                 && let Err(why) = duration::parse_positive(value)
             {
-                found.push(format!(
-                    "spec.defaults.{field}: {value:?}: expected a positive duration such as 90s or 5m, but {why}"
-                ));
+                // The duration error says what was expected.
+                found.push(format!("spec.defaults.{field}: {value:?}: {why}"));
             }
         }
     }
@@ -201,7 +200,7 @@ mod tests {
             "spec.volumes[0].sizeLimit: \"lots\"",
             "spec.steps[0]: step \"noop\" has neither a command nor an image",
             "spec.templates: the name \"noop\" is used twice (also in spec.steps)",
-            "spec.defaults.waitTimeout: \"-1m\": expected a positive duration",
+            "spec.defaults.waitTimeout: \"-1m\": expected a positive duration such as 90s or 5m, but it is negative",
         ];
         assert_eq!(found.len(), expected.len(), "{found:#?}");
         for (got, want) in found.iter().zip(expected) {

@@ -288,6 +288,11 @@ fn decide(
                     ("injected-volumes".to_owned(), status.volumes.join(",")),
                     ("plan-hash".to_owned(), status.hash.clone()),
                 ]);
+                if !status.policies.is_empty() {
+                    response
+                        .audit_annotations
+                        .insert("policies".to_owned(), status.policies.join(","));
+                }
             }
             if injection.is_already_injected() {
                 return (response, Decision::Skipped("already injected"));

@@ -161,3 +161,81 @@ fn equal_answers_are_equal_bytes() {
         assert_eq!(review(body, &config()).unwrap().body, first);
     }
 }
+
+/// A fixed snapshot, as `inject --policy` builds one; the webhook's reflectors implement
+/// the same trait.
+#[derive(Debug)]
+struct Fixed {
+    policies: Arc<Policies>,
+    namespaces: Vec<NamespaceInfo>,
+}
+
+impl PolicySource for Fixed {
+    fn policies(&self) -> Arc<Policies> {
+        self.policies.clone()
+    }
+
+    fn namespace(&self, name: &str) -> Option<NamespaceInfo> {
+        self.namespaces.iter().find(|ns| ns.name == name).cloned()
+    }
+}
+
+fn unannotated_review(namespace: &str) -> Vec<u8> {
+    let mut review: serde_json::Value =
+        serde_json::from_slice(include_bytes!("../../../examples/review-unannotated.json"))
+            .unwrap();
+    review["request"]["namespace"] = namespace.into();
+    serde_json::to_vec(&review).unwrap()
+}
+
+/// With a policy source, an unannotated pod in a selected namespace is injected, the
+/// status and the audit annotations name the policy, and a namespace the source has
+/// not seen is matched by its name label alone.
+#[test]
+fn policies_reach_unannotated_pods_and_are_named_in_the_answer() {
+    let policy: crate::engine::policy::crd::InitPolicy =
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "init.example/v1alpha1",
+            "kind": "InitPolicy",
+            "metadata": {"name": "prod-vault"},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"tier": "prod"}},
+                "waitFor": ["vault:8200"],
+            },
+        }))
+        .unwrap();
+    let mut prod = NamespaceInfo::unseen("prod".into());
+    prod.labels.insert("tier".into(), "prod".into());
+    let source = Fixed {
+        policies: Arc::new(Policies::new([&policy])),
+        namespaces: vec![prod],
+    };
+    let config = AdmissionConfig {
+        policies: Some(Arc::new(source)),
+        ..config()
+    };
+
+    let answered = review(&unannotated_review("prod"), &config).unwrap();
+    assert!(matches!(answered.decision, Decision::Mutated { .. }));
+    let body: serde_json::Value = serde_json::from_slice(&answered.body).unwrap();
+    assert_eq!(
+        body["response"]["auditAnnotations"]["policies"],
+        "prod-vault"
+    );
+    assert_eq!(
+        body["response"]["auditAnnotations"]["injected-init-containers"],
+        "wait-for-vault-8200"
+    );
+
+    for elsewhere in ["dev", "not-seen-yet"] {
+        let answered = review(&unannotated_review(elsewhere), &config).unwrap();
+        assert_eq!(
+            answered.decision,
+            Decision::Skipped("not annotated"),
+            "{elsewhere}"
+        );
+    }
+    // Without a source, the same pod in prod is not touched.
+    let answered = review(&unannotated_review("prod"), &self::config()).unwrap();
+    assert_eq!(answered.decision, Decision::Skipped("not annotated"));
+}

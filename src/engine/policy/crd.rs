@@ -157,7 +157,11 @@ mod tests {
         assert!(text.contains("medium must be Memory"), "{text}");
         // Names are unique per list through list-type map, which costs the API server's
         // CEL budget nothing (uniqueness rules in CEL exceeded it many times over).
-        assert_eq!(text.matches(r#""x-kubernetes-list-map-keys":["name"]"#).count(), 3);
+        assert_eq!(
+            text.matches(r#""x-kubernetes-list-map-keys":["name"]"#)
+                .count(),
+            3
+        );
         let printed: Vec<&str> = crd.spec.versions[0]
             .additional_printer_columns
             .iter()

@@ -197,7 +197,7 @@ fn process(document: &Document<'_>, context: &Context<'_>, report: &mut Report) 
         place,
         explain,
         config,
-        offline,
+        ..
     } = *context;
     let verbatim = || {
         Some(if explain {
@@ -218,43 +218,7 @@ fn process(document: &Document<'_>, context: &Context<'_>, report: &mut Report) 
     let mut ops = Vec::new();
     let mut described = String::new();
     for template in &templates {
-        let (namespace, warning) = offline.namespace_of(template.namespace.as_deref());
-        if let Some(warning) = warning {
-            report
-                .warnings
-                .push(format!("{place}: {}: {warning}", template.owner));
-        }
-        let scope = offline.scope(&namespace);
-        match workload::plan_template(&value, template, config, Some(scope)) {
-            Ok((outcome, spec)) => {
-                if explain {
-                    let owner = format!("{place}: {}", template.owner);
-                    described.push_str(&explain::describe(&owner, &outcome, &spec, &config.prefix));
-                }
-                if let Outcome::Injected(injection) = outcome {
-                    for warning in injection.warnings() {
-                        report
-                            .warnings
-                            .push(format!("{place}: {}: {warning}", template.owner));
-                    }
-                    ops.extend(injection.patch);
-                }
-            }
-            Err(TemplateError::Invalid(invalid)) => {
-                for error in invalid.0 {
-                    report
-                        .errors
-                        .push(format!("{place}: {}: {error}", template.owner));
-                }
-            }
-            Err(err @ (TemplateError::Malformed { .. } | TemplateError::NoSpec { .. })) => {
-                report.errors.push(format!(
-                    "{place}: {}: {}",
-                    template.owner,
-                    crate::error::chain(&err)
-                ));
-            }
-        }
+        plan_one(&value, template, context, report, &mut ops, &mut described);
     }
     if explain {
         return Some(described);
@@ -275,6 +239,61 @@ fn process(document: &Document<'_>, context: &Context<'_>, report: &mut Report) 
                 .errors
                 .push(format!("{place}: cannot write YAML: {err}"));
             None
+        }
+    }
+}
+
+/// Plans one pod template of `value`: its patch goes to `ops`, its explanation to
+/// `described`, its warnings and errors to `report`.
+fn plan_one(
+    value: &Value,
+    template: &workload::Template,
+    context: &Context<'_>,
+    report: &mut Report,
+    ops: &mut Vec<json_patch::PatchOperation>,
+    described: &mut String,
+) {
+    let Context {
+        place,
+        explain,
+        config,
+        offline,
+    } = *context;
+    let (namespace, warning) = offline.namespace_of(template.namespace.as_deref());
+    if let Some(warning) = warning {
+        report
+            .warnings
+            .push(format!("{place}: {}: {warning}", template.owner));
+    }
+    let scope = offline.scope(&namespace);
+    match workload::plan_template(value, template, config, Some(scope)) {
+        Ok((outcome, spec)) => {
+            if explain {
+                let owner = format!("{place}: {}", template.owner);
+                described.push_str(&explain::describe(&owner, &outcome, &spec, &config.prefix));
+            }
+            if let Outcome::Injected(injection) = outcome {
+                for warning in injection.warnings() {
+                    report
+                        .warnings
+                        .push(format!("{place}: {}: {warning}", template.owner));
+                }
+                ops.extend(injection.patch);
+            }
+        }
+        Err(TemplateError::Invalid(invalid)) => {
+            for error in invalid.0 {
+                report
+                    .errors
+                    .push(format!("{place}: {}: {error}", template.owner));
+            }
+        }
+        Err(err @ (TemplateError::Malformed { .. } | TemplateError::NoSpec { .. })) => {
+            report.errors.push(format!(
+                "{place}: {}: {}",
+                template.owner,
+                crate::error::chain(&err)
+            ));
         }
     }
 }

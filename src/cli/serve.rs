@@ -214,12 +214,9 @@ impl ServeArgs {
             };
             // Policies: a client before serving; the first lists run while /readyz says no.
             let watch = match watch {
-                Some(watch) => match cluster::client().await {
-                    Ok(client) => Some((watch, client)),
-                    Err(err) => {
-                        tracing::error!(error = %crate::error::chain(&err), "cannot watch InitPolicies (--watch-policies)");
-                        return ExitCode::FAILURE;
-                    }
+                Some(watch) => match watch_client().await {
+                    Some(client) => Some((watch, client)),
+                    None => return ExitCode::FAILURE,
                 },
                 None => None,
             };
@@ -244,23 +241,7 @@ impl ServeArgs {
                 tracing::info!("watching InitPolicies and Namespaces; ready once both are listed");
                 tokio::spawn(run_policy_watch(watch, client))
             });
-            // The watch ends only when it cannot start (no CRD, no RBAC): then stop too,
-            // with the reason, rather than run a replica that can never be ready.
-            let (signal, failed) = {
-                let watch_failed = async {
-                    match watch.as_mut() {
-                        Some(task) => match task.await {
-                            Ok(Err(err)) => Some(err),
-                            _ => None,
-                        },
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    signal = shutdown_signal() => (signal, None),
-                    Some(err) = watch_failed => ("watch failure", Some(err)),
-                }
-            };
+            let (signal, failed) = until_stopped(watch.as_mut()).await;
             if let Some(manager) = manager {
                 manager.abort();
             }
@@ -298,6 +279,38 @@ async fn start_self_managed(
 
 /// One list of each kind first, so that a missing CRD or RBAC rule is a clear error; then
 /// the watches, for as long as the server runs.
+/// The client for `--watch-policies`; `None` (after logging why) when there is none.
+async fn watch_client() -> Option<kube::Client> {
+    match cluster::client().await {
+        Ok(client) => Some(client),
+        Err(err) => {
+            tracing::error!(error = %crate::error::chain(&err), "cannot watch InitPolicies (--watch-policies)");
+            None
+        }
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C, or for the policy watch to fail. The watch ends only
+/// when it cannot start (no CRD, no RBAC): then the server stops too, with the reason,
+/// rather than run a replica that can never be ready.
+async fn until_stopped(
+    watch: Option<&mut tokio::task::JoinHandle<Result<(), ClusterError>>>,
+) -> (&'static str, Option<ClusterError>) {
+    let watch_failed = async {
+        match watch {
+            Some(task) => match task.await {
+                Ok(Err(err)) => Some(err),
+                _ => None,
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        signal = shutdown_signal() => (signal, None),
+        Some(err) = watch_failed => ("watch failure", Some(err)),
+    }
+}
+
 async fn run_policy_watch(watch: PolicyWatch, client: kube::Client) -> Result<(), ClusterError> {
     policies::check_access(&client).await?;
     watch.run(client).await;

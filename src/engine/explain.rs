@@ -58,40 +58,7 @@ fn describe_injection(
     }
     for (index, step) in plan.steps.iter().enumerate() {
         let c = &step.container;
-        let what = match &step.origin {
-            Origin::Wait {
-                target,
-                timeout,
-                interval,
-                timing_from: [timeout_from, interval_from],
-            } => format!(
-                "wait for {target} (timeout {}{}, interval {}{})",
-                format_compact(*timeout),
-                set_by(timeout_from.as_ref()),
-                format_compact(*interval),
-                set_by(interval_from.as_ref()),
-            ),
-            Origin::Run { source_container }
-            | Origin::Policy {
-                source_container: Some(source_container),
-                ..
-            } => format!(
-                "run `{}` in {} (env and mounts of container {source_container:?})",
-                shell_words(&argv(c)),
-                c.image.as_deref().unwrap_or("(no image)"),
-            ),
-            Origin::Policy {
-                source_container: None,
-                ..
-            } => format!(
-                "run {} in {}",
-                match argv(c) {
-                    words if words.is_empty() => "the image's entrypoint".to_owned(),
-                    words => format!("`{}`", shell_words(&words)),
-                },
-                c.image.as_deref().unwrap_or("(no image)"),
-            ),
-        };
+        let what = what_it_does(step);
         let _ = writeln!(out, "  {}. {}: {what}", index + 1, c.name);
         let _ = writeln!(out, "     from: {}", from(step, prefix));
         let _ = writeln!(out, "     why here: {}", step.reason);
@@ -126,6 +93,45 @@ fn describe_injection(
     );
     for warning in &plan.warnings {
         let _ = writeln!(out, "  warning: {warning}");
+    }
+}
+
+/// What one step does, in words.
+fn what_it_does(step: &Step) -> String {
+    let c = &step.container;
+    match &step.origin {
+        Origin::Wait {
+            target,
+            timeout,
+            interval,
+            timing_from: [timeout_from, interval_from],
+        } => format!(
+            "wait for {target} (timeout {}{}, interval {}{})",
+            format_compact(*timeout),
+            set_by(timeout_from.as_ref()),
+            format_compact(*interval),
+            set_by(interval_from.as_ref()),
+        ),
+        Origin::Run { source_container }
+        | Origin::Policy {
+            source_container: Some(source_container),
+            ..
+        } => format!(
+            "run `{}` in {} (env and mounts of container {source_container:?})",
+            shell_words(&argv(c)),
+            c.image.as_deref().unwrap_or("(no image)"),
+        ),
+        Origin::Policy {
+            source_container: None,
+            ..
+        } => format!(
+            "run {} in {}",
+            match argv(c) {
+                words if words.is_empty() => "the image's entrypoint".to_owned(),
+                words => format!("`{}`", shell_words(&words)),
+            },
+            c.image.as_deref().unwrap_or("(no image)"),
+        ),
     }
 }
 

@@ -16,26 +16,25 @@ pub mod names;
 pub mod patch;
 pub mod plan;
 pub mod policy;
+mod resolve;
 pub mod source;
 pub mod status;
 pub mod target;
 pub mod workload;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use json_patch::PatchOperation;
 use jsonptr::Pointer;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::engine::annotations::{AnnotationError, Directives, Keys};
+use crate::engine::annotations::{AnnotationError, Keys};
 use crate::engine::config::EngineConfig;
 use crate::engine::patch::{Owned, StatusChange};
 use crate::engine::plan::{DEFAULT_CONTAINER_ANNOTATION, Plan};
-use crate::engine::policy::apply::Applied;
-use crate::engine::policy::select::{NamespaceInfo, Policies, with_namespace_defaults};
-use crate::engine::source::Source;
+use crate::engine::policy::select::{NamespaceInfo, Policies};
 use crate::engine::status::Status;
 
 /// Everything the engine reads for one pod template. New inputs (the namespace's
@@ -173,25 +172,6 @@ impl<P> Injection<P> {
     }
 }
 
-/// The pod's annotations with the namespace's `P/` annotations as defaults, and the keys
-/// that came from the namespace.
-fn namespace_defaults<'a>(
-    own: &'a BTreeMap<String, String>,
-    namespace: &NamespaceInfo,
-    prefix: &str,
-) -> (Cow<'a, BTreeMap<String, String>>, BTreeSet<String>) {
-    let merged = with_namespace_defaults(own, &namespace.annotations, prefix);
-    if merged.len() == own.len() {
-        return (Cow::Borrowed(own), BTreeSet::new());
-    }
-    let from_namespace = merged
-        .keys()
-        .filter(|key| !own.contains_key(*key))
-        .cloned()
-        .collect();
-    (Cow::Owned(merged), from_namespace)
-}
-
 /// Every mistake found in one pod's annotations.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", render(.0))]
@@ -220,62 +200,12 @@ pub fn plan_injection_with<P>(
     pod: &PodContext<'_>,
     form: impl FnOnce(Vec<patch::Op<'_>>) -> P,
 ) -> Result<Outcome<P>, Invalid> {
-    let empty = BTreeMap::new();
-    let own = pod.meta.annotations.as_ref().unwrap_or(&empty);
-    let prefix = &pod.config.prefix;
-    // The namespace's `P/` annotations are defaults: the pod's own key wins.
-    let (annotations, namespace_keys) = match pod.scope {
-        Some(scope) => namespace_defaults(own, scope.namespace, prefix),
-        None => (Cow::Borrowed(own), BTreeSet::new()),
+    let resolved = match resolve::resolve(pod)? {
+        Ok(resolved) => resolved,
+        Err(skip) => return Ok(Outcome::Skipped(skip)),
     };
-    let namespace = pod.scope.map_or("", |scope| scope.namespace.name.as_str());
-    let blame = |errors: Vec<AnnotationError>| {
-        Invalid(
-            errors
-                .into_iter()
-                .map(|error| match namespace_keys.contains(&error.key) {
-                    true if error.source == Source::Pod => {
-                        error.from_source(Source::Namespace(namespace.to_owned()))
-                    }
-                    _ => error,
-                })
-                .collect(),
-        )
-    };
-    let selected = match pod.scope {
-        Some(scope) => {
-            let pod_labels = pod.meta.labels.as_ref().unwrap_or(&empty);
-            scope.policies.for_pod(&scope.namespace.labels, pod_labels)
-        }
-        None => Vec::new(),
-    };
-    let mut applied = Applied::of(&selected);
-    let templates: Vec<&str> = applied.templates.keys().copied().collect();
-    let mut directives =
-        annotations::parse_with(&annotations, prefix, &templates).map_err(blame)?;
-    if directives.opted_out {
-        if applied.enforced.is_empty() {
-            return Ok(Outcome::Skipped(Skip::OptedOut));
-        }
-        // Only the enforced policies apply; the pod's own requests are dropped with it.
-        let enforced: Vec<_> = selected.into_iter().filter(|p| p.spec.enforce).collect();
-        applied = Applied::of(&enforced);
-        let key = Keys::new(prefix).key(annotations::Key::Inject);
-        let warning = format!(
-            "annotation {key} is \"false\", but InitPolicy {} is enforced: its steps are injected, and the pod's own annotations are not",
-            applied.enforced.join(", ")
-        );
-        directives = Directives {
-            status: directives.status.take(),
-            warnings: vec![warning],
-            ..Directives::default()
-        };
-    }
-    let requested = directives.requests_injection() || applied.injects();
-    if !requested && directives.status.is_none() {
-        return Ok(Outcome::Skipped(Skip::NotAnnotated));
-    }
-
+    let directives = &resolved.directives;
+    let requested = directives.requests_injection() || resolved.applied.injects();
     let earlier = directives.status.clone();
     let stripped = match &earlier {
         Some(status) => {
@@ -285,19 +215,20 @@ pub fn plan_injection_with<P>(
         }
         None => Cow::Borrowed(pod.spec),
     };
-    let default_container = annotations
+    let default_container = resolved
+        .annotations
         .get(DEFAULT_CONTAINER_ANNOTATION)
         .map(String::as_str);
     let plan = plan::build(&plan::Inputs {
-        directives: &directives,
-        applied: &applied,
-        namespace_keys: &namespace_keys,
-        namespace,
+        directives,
+        applied: &resolved.applied,
+        namespace_keys: &resolved.namespace_keys,
+        namespace: resolved.namespace,
         spec: &stripped,
         default_container,
         config: pod.config,
     })
-    .map_err(blame)?;
+    .map_err(|errors| resolved.blame(errors))?;
 
     let status = requested.then(|| Status::of(&plan));
     let status_key = Keys::new(&pod.config.prefix).status();

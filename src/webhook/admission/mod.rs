@@ -312,24 +312,32 @@ fn decide(
                 ),
             }
         }
-        Err(invalid) => {
-            let messages: Vec<String> = invalid.0.iter().map(ToString::to_string).collect();
-            match config.on_invalid {
-                OnInvalid::Deny => {
-                    let message = format!("init-injector: {}", messages.join("; "));
-                    (allowed.deny(message), Decision::Denied)
-                }
-                OnInvalid::Warn => {
-                    let mut response = allowed;
-                    response.warnings = Some(
-                        messages
-                            .into_iter()
-                            .map(|m| format!("init-injector: pod admitted without injection: {m}"))
-                            .collect(),
-                    );
-                    (response, Decision::Warned)
-                }
-            }
+        Err(invalid) => refuse(allowed, &invalid, config.on_invalid),
+    }
+}
+
+/// The answer for a pod whose annotations are wrong: refused, or admitted unchanged
+/// with the mistakes as warnings.
+fn refuse(
+    allowed: AdmissionResponse,
+    invalid: &engine::Invalid,
+    on_invalid: OnInvalid,
+) -> (AdmissionResponse, Decision) {
+    let messages: Vec<String> = invalid.0.iter().map(ToString::to_string).collect();
+    match on_invalid {
+        OnInvalid::Deny => {
+            let message = format!("init-injector: {}", messages.join("; "));
+            (allowed.deny(message), Decision::Denied)
+        }
+        OnInvalid::Warn => {
+            let mut response = allowed;
+            response.warnings = Some(
+                messages
+                    .into_iter()
+                    .map(|m| format!("init-injector: pod admitted without injection: {m}"))
+                    .collect(),
+            );
+            (response, Decision::Warned)
         }
     }
 }

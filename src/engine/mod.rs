@@ -230,14 +230,15 @@ pub fn plan_injection_with<P>(
     })
     .map_err(|errors| resolved.blame(errors))?;
 
-    let status = requested.then(|| Status::of(&plan));
+    let written = patch::Written::of(plan.steps.iter().map(|s| &s.container));
+    let status = requested.then(|| Status::of(&plan, &written));
     let status_key = Keys::new(&pod.config.prefix).status();
     let status_text = status.as_ref().map(Status::to_annotation);
     let change = StatusChange {
         key: &status_key,
         value: status_text.as_deref(),
     };
-    let ops = patch::diff(
+    let mut ops = patch::diff(
         pod.root,
         pod.meta.annotations.as_ref(),
         pod.spec,
@@ -246,8 +247,10 @@ pub fn plan_injection_with<P>(
         change,
         &Owned::of(earlier.as_ref(), &plan, status.as_ref()),
     );
+    patch::attach(&mut ops, &written);
     let unchanged = ops.is_empty();
     let patch = form(ops);
+    drop(written);
     drop(stripped);
 
     let previous = match earlier {

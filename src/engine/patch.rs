@@ -14,6 +14,9 @@ use crate::engine::plan::Plan;
 use crate::engine::status::Status;
 
 mod name_first;
+mod written;
+
+pub use written::Written;
 
 /// Appends `token` to a copy of `base`.
 fn child(base: &Pointer, token: &str) -> PointerBuf {
@@ -49,6 +52,9 @@ pub enum Value<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum Object<'a> {
     Container(&'a Container),
+    /// An injected container and its JSON, already written name first
+    /// ([`Written`]).
+    Written(&'a Container, &'a [u8]),
     Volume(&'a Volume),
     Mount(&'a VolumeMount),
 }
@@ -89,7 +95,9 @@ impl Named for VolumeMount {
 impl Serialize for Object<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match *self {
-            Object::Container(c) => name_first::serialize(c, &c.name, serializer),
+            Object::Container(c) | Object::Written(c, _) => {
+                name_first::serialize(c, &c.name, serializer)
+            }
             Object::Volume(v) => name_first::serialize(v, &v.name, serializer),
             Object::Mount(m) => name_first::serialize(m, &m.name, serializer),
         }
@@ -161,10 +169,114 @@ pub struct PatchJson {
 }
 
 impl PatchJson {
+    /// Writes `ops` as serde_json would write them, copying the containers that
+    /// [`Written`] already holds as JSON instead of serializing them again.
     pub fn from_ops(ops: Vec<Op<'_>>) -> Self {
+        let written: usize = ops.iter().map(Op::written_len).sum();
+        let mut bytes = Vec::with_capacity(written + 256 * ops.len() + 2);
+        bytes.push(b'[');
+        for (i, op) in ops.iter().enumerate() {
+            if i > 0 {
+                bytes.push(b',');
+            }
+            op.write(&mut bytes);
+        }
+        bytes.push(b']');
         PatchJson {
-            bytes: serde_json::to_vec(&ops).expect("Kubernetes API types always serialize"),
+            bytes,
             operations: ops.len(),
+        }
+    }
+}
+
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("Kubernetes API types always serialize");
+}
+
+impl Op<'_> {
+    /// The bytes of `serde_json::to_writer(out, self)`.
+    fn write(&self, out: &mut Vec<u8>) {
+        let (op, path, value) = match self {
+            Op::Add { path, value } => ("add", path, Some(value)),
+            Op::Remove { path } => ("remove", path, None),
+            Op::Replace { path, value } => ("replace", path, Some(value)),
+        };
+        out.extend_from_slice(br#"{"op":""#);
+        out.extend_from_slice(op.as_bytes());
+        out.extend_from_slice(br#"","path":"#);
+        write_json(out, path);
+        if let Some(value) = value {
+            out.extend_from_slice(br#","value":"#);
+            value.write(out);
+        }
+        out.push(b'}');
+    }
+
+    fn written_len(&self) -> usize {
+        let object_len = |object: &Object<'_>| match object {
+            Object::Written(_, json) => json.len() + 1,
+            _ => 0,
+        };
+        match self {
+            Op::Add { value, .. } | Op::Replace { value, .. } => match value {
+                Value::Object(object) => object_len(object),
+                Value::List(objects) => objects.iter().map(object_len).sum(),
+                Value::String(_) | Value::Entry(..) => 0,
+            },
+            Op::Remove { .. } => 0,
+        }
+    }
+}
+
+impl<'a> Op<'a> {
+    /// Points the containers that `written` holds at their JSON.
+    fn attach(&mut self, written: &'a Written<'_>) {
+        match self {
+            Op::Add { value, .. } | Op::Replace { value, .. } => match value {
+                Value::Object(object) => object.attach(written),
+                Value::List(objects) => objects.iter_mut().for_each(|o| o.attach(written)),
+                Value::String(_) | Value::Entry(..) => {}
+            },
+            Op::Remove { .. } => {}
+        }
+    }
+}
+
+impl<'a> Object<'a> {
+    fn attach(&mut self, written: &'a Written<'_>) {
+        if let Object::Container(container) = *self
+            && let Some(json) = written.name_first(container)
+        {
+            *self = Object::Written(container, json);
+        }
+    }
+}
+
+impl Value<'_> {
+    /// The bytes of `serde_json::to_writer(out, self)`.
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Object(object) => object.write(out),
+            Value::List(objects) => {
+                out.push(b'[');
+                for (i, object) in objects.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    object.write(out);
+                }
+                out.push(b']');
+            }
+            other => write_json(out, other),
+        }
+    }
+}
+
+impl Object<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Object::Written(_, json) => out.extend_from_slice(json),
+            other => write_json(out, other),
         }
     }
 }
@@ -384,4 +496,12 @@ pub fn diff<'a>(
         (None, None) => {}
     }
     ops
+}
+
+/// Points the plan's containers in `ops` at their JSON in `written`, which
+/// [`PatchJson`] then copies instead of serializing them again.
+pub fn attach<'a>(ops: &mut [Op<'a>], written: &'a Written<'_>) {
+    for op in ops {
+        op.attach(written);
+    }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::engine::names::hex_prefix;
+use crate::engine::patch::Written;
 use crate::engine::plan::Plan;
 
 /// Written by the engine as compact JSON; its field order is fixed, so equal injections
@@ -26,16 +27,24 @@ pub struct Status {
 }
 
 impl Status {
-    /// The status that records `plan`.
-    pub fn of(plan: &Plan) -> Status {
-        let containers: Vec<_> = plan.steps.iter().map(|s| &s.container).collect();
+    /// The status that records `plan`, whose containers `written` holds as JSON.
+    ///
+    /// The hash is SHA-256 of the JSON of `(containers, volumes)` as serde_json writes
+    /// the API types; the containers' bytes come from `written`.
+    pub fn of(plan: &Plan, written: &Written<'_>) -> Status {
         let mut hasher = Sha256::new();
+        hasher.update(b"[");
+        for piece in written.api_order() {
+            hasher.update(piece);
+        }
+        hasher.update(b",");
         // Buffered: the serializer writes many small pieces, each a call into the hasher.
-        let mut buffered = std::io::BufWriter::with_capacity(8 * 1024, &mut hasher);
-        serde_json::to_writer(&mut buffered, &(containers, &plan.volumes))
+        let mut buffered = std::io::BufWriter::with_capacity(1024, &mut hasher);
+        serde_json::to_writer(&mut buffered, &plan.volumes)
             .expect("Kubernetes API types always serialize");
         std::io::Write::flush(&mut buffered).expect("hashing never fails");
         drop(buffered);
+        hasher.update(b"]");
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             hash: hex_prefix(&hasher.finalize(), 16),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use json_patch::Patch;
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Resource};
@@ -16,6 +16,9 @@ use crate::engine::names::object_name;
 use crate::engine::patch::PatchJson;
 use crate::engine::policy::select::{NamespaceInfo, Policies};
 use crate::engine::{self, Outcome, PodContext, Skip};
+
+mod pod;
+pub use pod::ReviewedPod;
 
 /// What to do with a pod whose annotations are wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -106,12 +109,12 @@ pub struct Reviewed {
 
 /// Answers one AdmissionReview.
 ///
-/// The object is decoded straight into a typed Pod, the fast path every real pod takes.
-/// When that fails, the review is decoded again untyped, so that a review the webhook
+/// The object is decoded straight into a typed Pod ([`ReviewedPod`]: the spec and the
+/// metadata the engine reads), the fast path every real pod takes. When that fails, the review is decoded again untyped, so that a review the webhook
 /// should not touch is still allowed, and one that names a pod but carries something
 /// else is refused with the decoder's reason.
 pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
-    match serde_json::from_slice::<AdmissionReview<Pod>>(body) {
+    match serde_json::from_slice::<AdmissionReview<ReviewedPod>>(body) {
         Ok(review) => Ok(answer(into_request(review)?, |request| {
             match &request.object {
                 Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), config),
@@ -249,8 +252,8 @@ pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
     out
 }
 
-fn decide(
-    request: &AdmissionRequest<Pod>,
+fn decide<T: Resource>(
+    request: &AdmissionRequest<T>,
     meta: &ObjectMeta,
     spec: Option<&PodSpec>,
     config: &AdmissionConfig,

@@ -1,6 +1,7 @@
 //! Tests of the admission boundary: decisions, refusals, and the answer's bytes against kube's own encoding.
 
 use super::*;
+use k8s_openapi::api::core::v1::Pod;
 
 fn config() -> AdmissionConfig {
     AdmissionConfig {

@@ -110,9 +110,10 @@ pub struct Reviewed {
 /// Answers one AdmissionReview.
 ///
 /// The object is decoded straight into a typed Pod ([`ReviewedPod`]: the spec and the
-/// metadata the engine reads), the fast path every real pod takes. When that fails, the review is decoded again untyped, so that a review the webhook
-/// should not touch is still allowed, and one that names a pod but carries something
-/// else is refused with the decoder's reason.
+/// metadata the engine reads), the fast path every real pod takes. When that fails, the
+/// review is decoded again untyped, so that a review the webhook should not touch is
+/// still allowed, and one that names a pod but carries something else is refused with
+/// the decoder's reason.
 pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
     match serde_json::from_slice::<AdmissionReview<ReviewedPod>>(body) {
         Ok(review) => Ok(answer(into_request(review)?, |request| {

@@ -5,6 +5,7 @@
 pub mod certs;
 pub mod crd;
 pub mod inject;
+pub mod input;
 pub mod scope;
 pub mod self_test;
 pub mod serve;

@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::inject::{InputError, read_inputs, split_documents};
+use super::input::{InputError, read_inputs, split_documents};
 use crate::engine::Scope;
 use crate::engine::policy::crd::InitPolicy;
 use crate::engine::policy::select::{NAMESPACE_NAME_LABEL, NamespaceInfo, Policies};

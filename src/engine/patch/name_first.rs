@@ -53,17 +53,139 @@ fn not_a_struct<E: serde::ser::Error>() -> E {
     E::custom("name_first: only API objects (structs with a name) are written name first")
 }
 
+/// The rest of a `Serializer` that only writes structs: every other kind of value is the
+/// error `$err`. Used by the adapters that write API objects ([`serialize`] here,
+/// `Written` beside it).
+macro_rules! struct_only {
+    ($ok:ty, $error:ty, $err:expr) => {
+        type SerializeSeq = Impossible<$ok, $error>;
+        type SerializeTuple = Impossible<$ok, $error>;
+        type SerializeTupleStruct = Impossible<$ok, $error>;
+        type SerializeTupleVariant = Impossible<$ok, $error>;
+        type SerializeMap = Impossible<$ok, $error>;
+        type SerializeStructVariant = Impossible<$ok, $error>;
+
+        fn serialize_bool(self, _: bool) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_i8(self, _: i8) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_i16(self, _: i16) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_i32(self, _: i32) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_i64(self, _: i64) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_u8(self, _: u8) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_u16(self, _: u16) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_u32(self, _: u32) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_u64(self, _: u64) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_f32(self, _: f32) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_f64(self, _: f64) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_char(self, _: char) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_str(self, _: &str) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_bytes(self, _: &[u8]) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_none(self) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_unit(self) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+        ) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: &T,
+        ) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<$ok, $error> {
+            Err($err)
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, $error> {
+            Err($err)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, $error> {
+            Err($err)
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, $error> {
+            Err($err)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, $error> {
+            Err($err)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, $error> {
+            Err($err)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, $error> {
+            Err($err)
+        }
+    };
+}
+pub(super) use struct_only;
+
 /// Every API object the engine adds serializes as a struct; anything else is a bug.
 impl<S: Serializer> Serializer for NameFirst<'_, S> {
     type Ok = S::Ok;
     type Error = S::Error;
-    type SerializeSeq = Impossible<S::Ok, S::Error>;
-    type SerializeTuple = Impossible<S::Ok, S::Error>;
-    type SerializeTupleStruct = Impossible<S::Ok, S::Error>;
-    type SerializeTupleVariant = Impossible<S::Ok, S::Error>;
-    type SerializeMap = Impossible<S::Ok, S::Error>;
     type SerializeStruct = Fields<S::SerializeStruct>;
-    type SerializeStructVariant = Impossible<S::Ok, S::Error>;
 
     fn serialize_struct(
         self,
@@ -79,118 +201,7 @@ impl<S: Serializer> Serializer for NameFirst<'_, S> {
         self.inner.is_human_readable()
     }
 
-    fn serialize_bool(self, _: bool) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_i8(self, _: i8) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_i16(self, _: i16) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_i32(self, _: i32) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_i64(self, _: i64) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_u8(self, _: u8) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_u16(self, _: u16) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_u32(self, _: u32) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_u64(self, _: u64) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_f32(self, _: f32) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_f64(self, _: f64) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_char(self, _: char) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_str(self, _: &str) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_none(self) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_unit(self) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<S::Ok, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, S::Error> {
-        Err(not_a_struct())
-    }
+    struct_only!(S::Ok, S::Error, not_a_struct());
 }
 
 #[cfg(test)]

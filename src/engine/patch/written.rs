@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::Container;
 use serde::Serialize;
 use serde::ser::{Impossible, SerializeStruct, Serializer};
 
+use super::name_first::struct_only;
+
 /// The injected containers, each written once as JSON.
 #[derive(Debug, Default)]
 pub struct Written<'a> {
@@ -140,130 +142,13 @@ fn not_a_struct() -> serde_json::Error {
 impl<'f, 'o> Serializer for &'f mut Fields<'o> {
     type Ok = ();
     type Error = serde_json::Error;
-    type SerializeSeq = Impossible<(), serde_json::Error>;
-    type SerializeTuple = Impossible<(), serde_json::Error>;
-    type SerializeTupleStruct = Impossible<(), serde_json::Error>;
-    type SerializeTupleVariant = Impossible<(), serde_json::Error>;
-    type SerializeMap = Impossible<(), serde_json::Error>;
     type SerializeStruct = Self;
-    type SerializeStructVariant = Impossible<(), serde_json::Error>;
 
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, serde_json::Error> {
         Ok(self)
     }
 
-    fn serialize_bool(self, _: bool) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_char(self, _: char) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_str(self, _: &str) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_none(self) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_unit(self) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, serde_json::Error> {
-        Err(not_a_struct())
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, serde_json::Error> {
-        Err(not_a_struct())
-    }
+    struct_only!((), serde_json::Error, not_a_struct());
 }
 
 #[cfg(test)]

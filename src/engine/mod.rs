@@ -188,17 +188,18 @@ fn render(errors: &[AnnotationError]) -> String {
 /// Decides whether the pod gets an injection and, if so, plans it and builds the patch
 /// that brings the pod there from where it stands.
 pub fn plan_injection(pod: &PodContext<'_>) -> Result<Outcome, Invalid> {
-    plan_injection_with(pod, |ops| {
+    plan_injection_with(pod, |ops, _| {
         ops.into_iter().map(patch::Op::into_operation).collect()
     })
 }
 
 /// [`plan_injection`], with the patch in the form that `form` makes of the operations,
-/// which are views of the pod and the plan (the webhook writes them straight to JSON
-/// bytes, see [`patch::PatchJson`]).
+/// which are views of the pod and the plan, and of the plan's containers already
+/// written as JSON (the webhook writes the operations straight to bytes, copying those,
+/// see [`patch::PatchJson`]).
 pub fn plan_injection_with<P>(
     pod: &PodContext<'_>,
-    form: impl FnOnce(Vec<patch::Op<'_>>) -> P,
+    form: impl FnOnce(Vec<patch::Op<'_>>, &patch::Written<'_>) -> P,
 ) -> Result<Outcome<P>, Invalid> {
     let resolved = match resolve::resolve(pod)? {
         Ok(resolved) => resolved,
@@ -238,7 +239,7 @@ pub fn plan_injection_with<P>(
         key: &status_key,
         value: status_text.as_deref(),
     };
-    let mut ops = patch::diff(
+    let ops = patch::diff(
         pod.root,
         pod.meta.annotations.as_ref(),
         pod.spec,
@@ -247,9 +248,8 @@ pub fn plan_injection_with<P>(
         change,
         &Owned::of(earlier.as_ref(), &plan, status.as_ref()),
     );
-    patch::attach(&mut ops, &written);
     let unchanged = ops.is_empty();
-    let patch = form(ops);
+    let patch = form(ops, &written);
     drop(written);
     drop(stripped);
 

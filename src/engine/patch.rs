@@ -15,8 +15,13 @@ mod name_first;
 mod ops;
 mod written;
 
-pub use ops::{Object, Op, PatchJson, Value, attach};
+pub use ops::{Object, Op, PatchJson, Value};
 pub use written::Written;
+
+/// Writes `value` as serde_json's compact form.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("Kubernetes API types always serialize");
+}
 
 /// Appends `token` to a copy of `base`.
 fn child(base: &Pointer, token: &str) -> PointerBuf {

@@ -7,8 +7,7 @@ use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
 use serde::Serialize;
 
-use super::Written;
-use super::name_first;
+use super::{Written, name_first, write_json};
 
 /// One operation of the patch, its value a view of the plan or the pod. It serializes
 /// to exactly the bytes of the [`PatchOperation`] that [`Op::into_operation`] makes,
@@ -37,9 +36,6 @@ pub enum Value<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum Object<'a> {
     Container(&'a Container),
-    /// An injected container and its JSON, already written name first
-    /// ([`Written`]).
-    Written(&'a Container, &'a [u8]),
     Volume(&'a Volume),
     Mount(&'a VolumeMount),
 }
@@ -47,9 +43,7 @@ pub enum Object<'a> {
 impl Serialize for Object<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match *self {
-            Object::Container(c) | Object::Written(c, _) => {
-                name_first::serialize(c, &c.name, serializer)
-            }
+            Object::Container(c) => name_first::serialize(c, &c.name, serializer),
             Object::Volume(v) => name_first::serialize(v, &v.name, serializer),
             Object::Mount(m) => name_first::serialize(m, &m.name, serializer),
         }
@@ -76,11 +70,7 @@ impl Serialize for Value<'_> {
 impl Serialize for Op<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let (op, path, value) = match self {
-            Op::Add { path, value } => ("add", path, Some(value)),
-            Op::Remove { path } => ("remove", path, None),
-            Op::Replace { path, value } => ("replace", path, Some(value)),
-        };
+        let (op, path, value) = self.parts();
         let mut fields =
             serializer.serialize_struct("PatchOperation", 2 + value.is_some() as usize)?;
         fields.serialize_field("op", op)?;
@@ -93,6 +83,15 @@ impl Serialize for Op<'_> {
 }
 
 impl Op<'_> {
+    /// The `op` tag, the path and the value, in the order json-patch writes them.
+    fn parts(&self) -> (&'static str, &PointerBuf, Option<&Value<'_>>) {
+        match self {
+            Op::Add { path, value } => ("add", path, Some(value)),
+            Op::Remove { path } => ("remove", path, None),
+            Op::Replace { path, value } => ("replace", path, Some(value)),
+        }
+    }
+
     /// json-patch's owned form of this operation.
     pub fn into_operation(self) -> PatchOperation {
         let value = |value: Value<'_>| {
@@ -121,17 +120,16 @@ pub struct PatchJson {
 }
 
 impl PatchJson {
-    /// Writes `ops` as serde_json would write them, copying the containers that
-    /// [`Written`] already holds as JSON instead of serializing them again.
-    pub fn from_ops(ops: Vec<Op<'_>>) -> Self {
-        let written: usize = ops.iter().map(Op::written_len).sum();
-        let mut bytes = Vec::with_capacity(written + 256 * ops.len() + 2);
+    /// Writes `ops` as serde_json would write them, copying the plan's containers from
+    /// `written` instead of serializing them again.
+    pub fn from_ops(ops: Vec<Op<'_>>, written: &Written<'_>) -> Self {
+        let mut bytes = Vec::with_capacity(written.len() + 256 * ops.len() + 2);
         bytes.push(b'[');
         for (i, op) in ops.iter().enumerate() {
             if i > 0 {
                 bytes.push(b',');
             }
-            op.write(&mut bytes);
+            op.write(&mut bytes, written);
         }
         bytes.push(b']');
         PatchJson {
@@ -141,81 +139,34 @@ impl PatchJson {
     }
 }
 
-fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("Kubernetes API types always serialize");
-}
-
 impl Op<'_> {
     /// The bytes of `serde_json::to_writer(out, self)`.
-    fn write(&self, out: &mut Vec<u8>) {
-        let (op, path, value) = match self {
-            Op::Add { path, value } => ("add", path, Some(value)),
-            Op::Remove { path } => ("remove", path, None),
-            Op::Replace { path, value } => ("replace", path, Some(value)),
-        };
+    fn write(&self, out: &mut Vec<u8>, written: &Written<'_>) {
+        let (op, path, value) = self.parts();
         out.extend_from_slice(br#"{"op":""#);
         out.extend_from_slice(op.as_bytes());
         out.extend_from_slice(br#"","path":"#);
         write_json(out, path);
         if let Some(value) = value {
             out.extend_from_slice(br#","value":"#);
-            value.write(out);
+            value.write(out, written);
         }
         out.push(b'}');
-    }
-
-    fn written_len(&self) -> usize {
-        let object_len = |object: &Object<'_>| match object {
-            Object::Written(_, json) => json.len() + 1,
-            _ => 0,
-        };
-        match self {
-            Op::Add { value, .. } | Op::Replace { value, .. } => match value {
-                Value::Object(object) => object_len(object),
-                Value::List(objects) => objects.iter().map(object_len).sum(),
-                Value::String(_) | Value::Entry(..) => 0,
-            },
-            Op::Remove { .. } => 0,
-        }
-    }
-}
-
-impl<'a> Op<'a> {
-    /// Points the containers that `written` holds at their JSON.
-    fn attach(&mut self, written: &'a Written<'_>) {
-        match self {
-            Op::Add { value, .. } | Op::Replace { value, .. } => match value {
-                Value::Object(object) => object.attach(written),
-                Value::List(objects) => objects.iter_mut().for_each(|o| o.attach(written)),
-                Value::String(_) | Value::Entry(..) => {}
-            },
-            Op::Remove { .. } => {}
-        }
-    }
-}
-
-impl<'a> Object<'a> {
-    fn attach(&mut self, written: &'a Written<'_>) {
-        if let Object::Container(container) = *self
-            && let Some(json) = written.name_first(container)
-        {
-            *self = Object::Written(container, json);
-        }
     }
 }
 
 impl Value<'_> {
     /// The bytes of `serde_json::to_writer(out, self)`.
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write(&self, out: &mut Vec<u8>, written: &Written<'_>) {
         match self {
-            Value::Object(object) => object.write(out),
+            Value::Object(object) => object.write(out, written),
             Value::List(objects) => {
                 out.push(b'[');
                 for (i, object) in objects.iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    object.write(out);
+                    object.write(out, written);
                 }
                 out.push(b']');
             }
@@ -225,18 +176,15 @@ impl Value<'_> {
 }
 
 impl Object<'_> {
-    fn write(&self, out: &mut Vec<u8>) {
+    /// The bytes of `serde_json::to_writer(out, self)`: a container of the plan is
+    /// copied from `written`.
+    fn write(&self, out: &mut Vec<u8>, written: &Written<'_>) {
         match self {
-            Object::Written(_, json) => out.extend_from_slice(json),
+            Object::Container(container) => match written.name_first(container) {
+                Some(json) => out.extend_from_slice(json),
+                None => write_json(out, self),
+            },
             other => write_json(out, other),
         }
-    }
-}
-
-/// Points the plan's containers in `ops` at their JSON in `written`, which
-/// [`PatchJson`] then copies instead of serializing them again.
-pub fn attach<'a>(ops: &mut [Op<'a>], written: &'a Written<'_>) {
-    for op in ops {
-        op.attach(written);
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::ser::{Impossible, SerializeStruct, Serializer};
 
 use super::name_first::struct_only;
+use super::write_json;
 
 /// The injected containers, each written once as JSON.
 #[derive(Debug, Default)]
@@ -59,13 +60,22 @@ impl<'a> Written<'a> {
             }))
             .chain(std::iter::once(&b"]"[..]))
     }
+
+    /// The bytes of JSON held.
+    pub fn len(&self) -> usize {
+        self.entries.iter().map(|e| e.json.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 impl<'a> Entry<'a> {
     fn of(container: &'a Container) -> Self {
         let mut json = Vec::with_capacity(512);
         json.extend_from_slice(br#"{"name":"#);
-        write(&mut json, &container.name);
+        write_json(&mut json, &container.name);
         let name_end = json.len();
         let mut fields = Fields {
             out: &mut json,
@@ -97,10 +107,6 @@ impl<'a> Entry<'a> {
             None => [b"{", &[], &[], name, after, b"}"],
         }
     }
-}
-
-fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("Kubernetes API types always serialize");
 }
 
 /// Writes a struct's fields after an already written `name`, each as `,"key":value`

@@ -253,8 +253,8 @@ pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
     out
 }
 
-fn decide<T: Resource>(
-    request: &AdmissionRequest<T>,
+fn decide(
+    request: &AdmissionRequest<ReviewedPod>,
     meta: &ObjectMeta,
     spec: Option<&PodSpec>,
     config: &AdmissionConfig,

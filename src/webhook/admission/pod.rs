@@ -18,7 +18,7 @@ use serde::Deserialize;
 /// A Pod with only the metadata a review reads: name, generateName, namespace, labels
 /// and annotations. `apiVersion` and `kind`, when present, must say `v1` `Pod`, as
 /// k8s-openapi's own decoder requires.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(try_from = "Wire")]
 pub struct ReviewedPod {
     pub metadata: ObjectMeta,
@@ -48,7 +48,7 @@ struct Meta {
 /// `apiVersion` or `kind` names another type.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid value: string {found:?}, expected {expected}")]
-pub struct WrongType {
+struct WrongType {
     found: String,
     expected: &'static str,
 }

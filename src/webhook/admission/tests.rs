@@ -67,8 +67,8 @@ fn derived_encode(response: &AdmissionResponse) -> Vec<u8> {
 #[test]
 fn encode_writes_the_derived_wire_form() {
     let body = include_bytes!("../../../examples/review.json");
-    let decoded: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
-    let request: AdmissionRequest<Pod> = decoded.try_into().unwrap();
+    let decoded: AdmissionReview<ReviewedPod> = serde_json::from_slice(body).unwrap();
+    let request: AdmissionRequest<ReviewedPod> = decoded.try_into().unwrap();
     let pod = request.object.as_ref().unwrap();
     let (mutated, _) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
     assert!(mutated.patch.is_some() && !mutated.audit_annotations.is_empty());
@@ -94,8 +94,8 @@ fn encode_writes_the_derived_wire_form() {
 fn wire_patch_equals_kube_patch_equals_engine_patch() {
     use base64::Engine;
     let body = include_bytes!("../../../examples/review.json");
-    let review: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
-    let request: AdmissionRequest<Pod> = review.try_into().unwrap();
+    let review: AdmissionReview<ReviewedPod> = serde_json::from_slice(body).unwrap();
+    let request: AdmissionRequest<ReviewedPod> = review.try_into().unwrap();
     let pod = request.object.as_ref().unwrap();
     let (response, decision) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
     assert!(matches!(decision, Decision::Mutated { .. }));

@@ -212,8 +212,13 @@ fn run_steps_copy_their_source_container() {
         spec.clone(),
     );
     let (_, injection) = inject(&pod);
-    let step = &injection.plan.steps[0].container;
-    let source = &pod.spec.as_ref().unwrap().containers[1];
+    let pod_spec = pod.spec.as_ref().unwrap();
+    // The env is the app container's, not copied into the plan: the patch copies it.
+    assert_eq!(injection.plan.steps[0].env_of, Some(1));
+    assert_eq!(injection.plan.steps[0].container.env, None);
+    let step = &*injection.plan.steps[0].container_in(pod_spec);
+    let source = &pod_spec.containers[1];
+    assert!(source.env.as_ref().is_some_and(|env| !env.is_empty()));
     assert_eq!(
         step.command.as_deref().unwrap(),
         ["migrate", "--up", "all of it"]

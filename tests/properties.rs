@@ -8,7 +8,7 @@ use init_injector::engine::config::EngineConfig;
 use init_injector::engine::names::is_dns1123_label;
 use init_injector::engine::patch::PatchJson;
 use init_injector::engine::{Outcome, PodContext, plan_injection, plan_injection_with};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -64,11 +64,19 @@ prop_compose! {
         volumes in subsequence(VOLUMES, 0..=3),
         position in 0usize..5,
         anchor in any::<prop::sample::Index>(),
+        with_env in 0u8..8,
     ) -> Pod {
         let init: Vec<Container> = own.iter().zip(&sidecars).map(|(n, s)| container(n, *s)).collect();
         let containers: Vec<Container> = (0..app_count)
             .map(|i| Container {
                 volume_mounts: data_mount.then(|| vec![VolumeMount { name: "data".into(), mount_path: "/data".into(), ..Default::default() }]),
+                // Run steps share the env of the app container they copy (a copy in the
+                // webhook's patch); some app containers have one, some an empty one.
+                env: match (with_env >> i) & 1 {
+                    1 => Some((0..=i).map(|n| EnvVar { name: format!("VAR_{n}"), value: Some(format!("v{n}")), ..Default::default() }).collect()),
+                    _ if i == 2 => Some(Vec::new()),
+                    _ => None,
+                },
                 ..container(&format!("app-{i}"), false)
             })
             .collect();
@@ -131,22 +139,38 @@ fn inject_once(pod: &Pod) -> Option<(Pod, usize)> {
     Some((patched, injection.patch.len()))
 }
 
-/// The webhook's patch bytes (written straight from the plan) and json-patch's
-/// operations serialized: both forms of one patch, byte for byte.
+/// The webhook's patch bytes (written straight from the plan) and the engine's
+/// operations serialized: one patch, byte for byte. Checked on the way: those bytes make
+/// the pod that json-patch's owned form makes (which adds whole what the webhook's
+/// copies).
 fn both_patch_forms(pod: &Pod) -> Option<(Vec<u8>, Vec<u8>)> {
     let config = EngineConfig::default();
     let context = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &config);
-    let Ok(Outcome::Injected(operations)) = plan_injection(&context) else {
+    let Ok(Outcome::Injected(operations)) =
+        plan_injection_with(&context, |ops, _| serde_json::to_vec(&ops).unwrap())
+    else {
         return None;
     };
     let Ok(Outcome::Injected(json)) = plan_injection_with(&context, PatchJson::from_ops) else {
+        panic!("plan_injection_with disagrees with itself on whether to inject");
+    };
+    let Ok(Outcome::Injected(owned)) = plan_injection(&context) else {
         panic!("plan_injection and plan_injection_with disagree on whether to inject");
     };
-    assert_eq!(json.patch.operations, operations.patch.len());
-    Some((
-        json.patch.bytes,
-        serde_json::to_vec(&operations.patch).unwrap(),
-    ))
+    let wire: json_patch::Patch = serde_json::from_slice(&json.patch.bytes).unwrap();
+    assert_eq!(json.patch.operations, wire.len());
+    let copies = wire
+        .iter()
+        .filter(|op| matches!(op, json_patch::PatchOperation::Copy(_)))
+        .count();
+    assert_eq!(wire.len(), owned.patch.len() + copies);
+    let mut by_wire = serde_json::to_value(pod).unwrap();
+    json_patch::patch(&mut by_wire, &wire).unwrap();
+    assert_eq!(
+        by_wire,
+        serde_json::to_value(apply_checked(pod, &owned)).unwrap()
+    );
+    Some((json.patch.bytes, operations.patch))
 }
 
 proptest! {
@@ -254,11 +278,20 @@ fn generator_mostly_yields_injectable_pods() {
     let mut runner = TestRunner::deterministic();
     let strategy = pods();
     let total = 300;
-    let injected = (0..total)
-        .filter(|_| inject_once(&strategy.new_tree(&mut runner).unwrap().current()).is_some())
-        .count();
+    let (mut injected, mut copying) = (0, 0);
+    for _ in 0..total {
+        let pod = strategy.new_tree(&mut runner).unwrap().current();
+        if let Some((json, _)) = both_patch_forms(&pod) {
+            injected += 1;
+            copying += String::from_utf8(json).unwrap().contains(r#""op":"copy""#) as usize;
+        }
+    }
     assert!(
         injected * 10 >= total * 7,
         "only {injected} of {total} generated pods were injected"
+    );
+    assert!(
+        copying * 4 >= total,
+        "only {copying} of {total} generated pods have a run step sharing an env"
     );
 }

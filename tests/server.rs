@@ -74,10 +74,20 @@ async fn annotated_pod_gets_the_engines_patch() {
     )) else {
         panic!("the example pod is injected")
     };
-    assert_eq!(
-        decoded_patch(response).unwrap(),
-        serde_json::to_value(&injection.patch).unwrap()
-    );
+    // It makes the pod that the engine's owned patch makes; where the owned patch adds a
+    // run step whole, the wire's adds it without the app container's env and copies that.
+    let wire: json_patch::Patch = serde_json::from_value(decoded_patch(response).unwrap()).unwrap();
+    let copies = wire
+        .iter()
+        .filter(|op| matches!(op, json_patch::PatchOperation::Copy(_)))
+        .count();
+    assert_eq!(copies, 2, "both run steps copy the app container's env");
+    assert_eq!(wire.len(), injection.patch.len() + copies);
+    let mut by_wire = serde_json::to_value(&pod).unwrap();
+    let mut by_engine = by_wire.clone();
+    json_patch::patch(&mut by_wire, &wire).unwrap();
+    json_patch::patch(&mut by_engine, &injection.patch).unwrap();
+    assert_eq!(by_wire, by_engine);
     snapshot_response("annotated", &review);
     server.running.shutdown().await.unwrap();
 }
@@ -346,7 +356,8 @@ async fn health_readiness_and_metrics() {
         "init_injector_reviews_total{outcome=\"mutated\"} 1",
         "init_injector_reviews_total{outcome=\"skipped\"} 1",
         "init_injector_bad_requests_total 1",
-        "init_injector_patch_operations_total 6",
+        // 6 operations and the copies of the app's env into the 2 run steps.
+        "init_injector_patch_operations_total 8",
         "init_injector_certificate_reloads_total{result=\"success\"} 1",
         "init_injector_review_duration_seconds_bucket{le=\"0.0001\"}",
     ] {

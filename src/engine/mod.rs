@@ -188,8 +188,10 @@ fn render(errors: &[AnnotationError]) -> String {
 /// Decides whether the pod gets an injection and, if so, plans it and builds the patch
 /// that brings the pod there from where it stands.
 pub fn plan_injection(pod: &PodContext<'_>) -> Result<Outcome, Invalid> {
-    plan_injection_with(pod, |ops, _| {
-        ops.into_iter().map(patch::Op::into_operation).collect()
+    plan_injection_with(pod, |ops, written| {
+        ops.into_iter()
+            .filter_map(|op| op.into_operation(written))
+            .collect()
     })
 }
 
@@ -231,7 +233,11 @@ pub fn plan_injection_with<P>(
     })
     .map_err(|errors| resolved.blame(errors))?;
 
-    let written = patch::Written::of(plan.steps.iter().map(|s| &s.container));
+    let written = patch::Written::of(
+        plan.steps
+            .iter()
+            .map(|s| (&s.container, s.shared_env(&stripped))),
+    );
     let status = requested.then(|| Status::of(&plan, &written));
     let status_key = Keys::new(&pod.config.prefix).status();
     let status_text = status.as_ref().map(Status::to_annotation);

@@ -75,22 +75,38 @@ pub enum Compare {
     Names,
 }
 
+/// How [`list_ops`] treats the elements of one list.
+struct ListRules<Ours, Same, Extra> {
+    /// Which elements are ours.
+    is_ours: Ours,
+    /// Whether one of ours in the pod equals the planned one (for [`Compare::Content`]).
+    same_content: Same,
+    /// An operation to follow the adding of a planned element at this path.
+    after_add: Extra,
+}
+
 /// Ops that turn list `old` into list `new`, where both are the same list of the pod's own
 /// elements interleaved with elements that `is_ours` claims. Ours are removed from the
 /// back (so indices stay valid), then the new ones are added front to back at their final
-/// indices. When ours already stand where they should, no op is emitted.
+/// indices, then what `after_add` adds to them. When ours already stand where they
+/// should, no op is emitted.
 fn list_ops<'a, T: Named>(
     ops: &mut Vec<Op<'a>>,
     path: &PointerBuf,
     old: Option<&Vec<T>>,
     new: Option<&[&'a T]>,
     compare: Compare,
-    is_ours: impl Fn(&T) -> bool,
+    rules: ListRules<
+        impl Fn(&T) -> bool,
+        impl Fn(&T, &T) -> bool,
+        impl Fn(&PointerBuf, &T) -> Option<Op<'a>>,
+    >,
 ) {
-    let old_ours = positions(old.into_iter().flatten(), &is_ours);
-    let new_ours = positions(new.into_iter().flatten().copied(), &is_ours);
+    let is_ours = &rules.is_ours;
+    let old_ours = positions(old.into_iter().flatten(), is_ours);
+    let new_ours = positions(new.into_iter().flatten().copied(), is_ours);
     let same = |a: &T, b: &T| match compare {
-        Compare::Content => a == b,
+        Compare::Content => (rules.same_content)(a, b),
         Compare::Names => a.name() == b.name(),
     };
     let unchanged = match (old, new) {
@@ -103,13 +119,18 @@ fn list_ops<'a, T: Named>(
     if unchanged {
         return;
     }
+    let mut added = Vec::new();
     if old.is_none() {
         if let Some(new_list) = new {
             ops.push(Op::Add {
                 path: path.clone(),
                 value: Value::List(new_list.iter().map(|item| item.object()).collect()),
             });
+            for &i in &new_ours {
+                added.extend((rules.after_add)(&child(path, &i.to_string()), new_list[i]));
+            }
         }
+        ops.extend(added);
         return;
     }
     for i in old_ours.iter().rev() {
@@ -119,12 +140,15 @@ fn list_ops<'a, T: Named>(
     }
     if let Some(new_list) = new {
         for &i in &new_ours {
+            let item = child(path, &i.to_string());
+            added.extend((rules.after_add)(&item, new_list[i]));
             ops.push(Op::Add {
-                path: child(path, &i.to_string()),
+                path: item,
                 value: Value::Object(new_list[i].object()),
             });
         }
     }
+    ops.extend(added);
 }
 
 /// Indices of the items `is_ours` claims.
@@ -220,13 +244,43 @@ pub fn diff<'a>(
         plan.insert_at,
         plan.steps.iter().map(|s| &s.container),
     );
+    // A step that runs with an app container's env is added without it, and the env is
+    // copied from that container (`Step::env_of`).
+    let step_of = |c: &Container| plan.steps.iter().find(|s| std::ptr::eq(&s.container, c));
+    let app_env = |index: usize| {
+        child(
+            &child(&child(&spec, "containers"), &index.to_string()),
+            "env",
+        )
+    };
     list_ops(
         &mut ops,
         &child(&spec, "initContainers"),
         old.init_containers.as_ref(),
         init.as_deref(),
         owned.compare,
-        |c| owned.init_containers.contains(&c.name.as_str()),
+        ListRules {
+            is_ours: |c: &Container| owned.init_containers.contains(&c.name.as_str()),
+            same_content: |in_pod: &Container, planned: &Container| match step_of(planned)
+                .and_then(|s| s.shared_env(stripped))
+            {
+                Some(env) => {
+                    in_pod.env.as_ref() == Some(env)
+                        && Container {
+                            env: None,
+                            ..in_pod.clone()
+                        } == *planned
+                }
+                None => in_pod == planned,
+            },
+            after_add: |at: &PointerBuf, planned: &Container| {
+                let index = step_of(planned)?.env_of?;
+                Some(Op::Copy {
+                    from: app_env(index),
+                    path: child(at, "env"),
+                })
+            },
+        },
     );
     let volume_is_ours = |name: &str| owned.volumes.contains(&name);
     let volumes = spliced(stripped.volumes.as_ref(), usize::MAX, plan.volumes.iter());
@@ -236,7 +290,11 @@ pub fn diff<'a>(
         old.volumes.as_ref(),
         volumes.as_deref(),
         owned.compare,
-        |v| volume_is_ours(&v.name),
+        ListRules {
+            is_ours: |v: &Volume| volume_is_ours(&v.name),
+            same_content: Volume::eq,
+            after_add: |_: &PointerBuf, _: &Volume| None,
+        },
     );
     let containers = child(&spec, "containers");
     let mounts: &[_] = if plan.volumes.is_empty() {
@@ -253,7 +311,11 @@ pub fn diff<'a>(
             old_c.volume_mounts.as_ref(),
             new_mounts.as_deref(),
             owned.compare,
-            |m| volume_is_ours(&m.name),
+            ListRules {
+                is_ours: |m: &VolumeMount| volume_is_ours(&m.name),
+                same_content: VolumeMount::eq,
+                after_add: |_: &PointerBuf, _: &VolumeMount| None,
+            },
         );
     }
 

@@ -15,9 +15,24 @@ use super::{Written, name_first, write_json};
 /// copy a large env, those values were most of a review's allocations.
 #[derive(Debug)]
 pub enum Op<'a> {
-    Add { path: PointerBuf, value: Value<'a> },
-    Remove { path: PointerBuf },
-    Replace { path: PointerBuf, value: Value<'a> },
+    Add {
+        path: PointerBuf,
+        value: Value<'a>,
+    },
+    Remove {
+        path: PointerBuf,
+    },
+    Replace {
+        path: PointerBuf,
+        value: Value<'a>,
+    },
+    /// The value at `from`, an app container's `env`, copied to `path`, the step just
+    /// added that runs with it: the answer does not carry that env again. json-patch's
+    /// owned form ([`Op::into_operation`]) has none: it adds the step whole.
+    Copy {
+        from: PointerBuf,
+        path: PointerBuf,
+    },
 }
 
 /// The value of an [`Op`].
@@ -66,14 +81,18 @@ impl Serialize for Value<'_> {
     }
 }
 
-/// As json-patch writes a [`PatchOperation`]: the `op` tag, then `path`, then `value`.
+/// As json-patch writes a [`PatchOperation`]: the `op` tag, then `from` (a copy's), then
+/// `path`, then `value`.
 impl Serialize for Op<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let (op, path, value) = self.parts();
-        let mut fields =
-            serializer.serialize_struct("PatchOperation", 2 + value.is_some() as usize)?;
+        let (op, from, path, value) = self.parts();
+        let len = 2 + from.is_some() as usize + value.is_some() as usize;
+        let mut fields = serializer.serialize_struct("PatchOperation", len)?;
         fields.serialize_field("op", op)?;
+        if let Some(from) = from {
+            fields.serialize_field("from", from)?;
+        }
         fields.serialize_field("path", path)?;
         if let Some(value) = value {
             fields.serialize_field("value", value)?;
@@ -83,21 +102,32 @@ impl Serialize for Op<'_> {
 }
 
 impl Op<'_> {
-    /// The `op` tag, the path and the value, in the order json-patch writes them.
-    fn parts(&self) -> (&'static str, &PointerBuf, Option<&Value<'_>>) {
+    /// The `op` tag, the source, the path and the value, in the order json-patch
+    /// writes them.
+    fn parts(
+        &self,
+    ) -> (
+        &'static str,
+        Option<&PointerBuf>,
+        &PointerBuf,
+        Option<&Value<'_>>,
+    ) {
         match self {
-            Op::Add { path, value } => ("add", path, Some(value)),
-            Op::Remove { path } => ("remove", path, None),
-            Op::Replace { path, value } => ("replace", path, Some(value)),
+            Op::Add { path, value } => ("add", None, path, Some(value)),
+            Op::Remove { path } => ("remove", None, path, None),
+            Op::Replace { path, value } => ("replace", None, path, Some(value)),
+            Op::Copy { from, path } => ("copy", Some(from), path, None),
         }
     }
 
-    /// json-patch's owned form of this operation.
-    pub fn into_operation(self) -> PatchOperation {
-        let value = |value: Value<'_>| {
-            serde_json::to_value(&value).expect("Kubernetes API types always serialize")
-        };
-        match self {
+    /// json-patch's owned form of this operation, for `inject` (which prints the
+    /// patched manifests) and the tests: a step that runs with an app container's env
+    /// is added whole, with that env (as `written` knows it) in its place among the
+    /// fields, and the copy that the webhook's bytes hold instead is `None`. Either way
+    /// the patched pod is the same.
+    pub fn into_operation(self, written: &Written<'_>) -> Option<PatchOperation> {
+        let value = |value: Value<'_>| value.owned(written);
+        Some(match self {
             Op::Add { path, value: v } => PatchOperation::Add(AddOperation {
                 path,
                 value: value(v),
@@ -107,8 +137,37 @@ impl Op<'_> {
                 path,
                 value: value(v),
             }),
+            Op::Copy { .. } => return None,
+        })
+    }
+}
+
+impl Value<'_> {
+    /// The owned JSON of this value, the plan's steps whole.
+    fn owned(&self, written: &Written<'_>) -> serde_json::Value {
+        let object = |object: &Object<'_>| {
+            let whole = match *object {
+                Object::Container(step) => written.shared_env(step).map(|env| Container {
+                    env: Some(env.clone()),
+                    ..step.clone()
+                }),
+                _ => None,
+            };
+            match &whole {
+                Some(container) => to_value(&Object::Container(container)),
+                None => to_value(object),
+            }
+        };
+        match self {
+            Value::Object(o) => object(o),
+            Value::List(objects) => serde_json::Value::Array(objects.iter().map(object).collect()),
+            other => to_value(other),
         }
     }
+}
+
+fn to_value<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("Kubernetes API types always serialize")
 }
 
 /// A patch as the JSON bytes sent to the API server, written straight from the views.
@@ -142,10 +201,15 @@ impl PatchJson {
 impl Op<'_> {
     /// The bytes of `serde_json::to_writer(out, self)`.
     fn write(&self, out: &mut Vec<u8>, written: &Written<'_>) {
-        let (op, path, value) = self.parts();
+        let (op, from, path, value) = self.parts();
         out.extend_from_slice(br#"{"op":""#);
         out.extend_from_slice(op.as_bytes());
-        out.extend_from_slice(br#"","path":"#);
+        out.push(b'"');
+        if let Some(from) = from {
+            out.extend_from_slice(br#","from":"#);
+            write_json(out, from);
+        }
+        out.extend_from_slice(br#","path":"#);
         write_json(out, path);
         if let Some(value) = value {
             out.extend_from_slice(br#","value":"#);

@@ -12,10 +12,13 @@ mod run;
 mod volumes;
 mod wait;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, PodSpec, ResourceRequirements, Volume, VolumeMount,
+};
 
 pub use placement::is_native_sidecar;
 pub use wait::restricted_security_context;
@@ -51,7 +54,15 @@ pub struct Plan {
 /// One injected init container and why it is where it is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
+    /// The init container, except for the env of a step that runs with an app
+    /// container's env ([`Step::env_of`]): that env is not copied here.
     pub container: Container,
+    /// The index, in the pod's `containers`, of the app container whose (non-empty) `env`
+    /// this step runs with. It is left out of `container` (whose `env` is `None`): the
+    /// patch has the API server copy it (a JSON Patch `copy`), and on a pod with a large
+    /// env the copies were most of a review's memory. [`Step::container_in`] gives the
+    /// whole container.
+    pub env_of: Option<usize>,
     pub origin: Origin,
     /// Who asked for it.
     pub source: Source,
@@ -78,6 +89,26 @@ pub enum Origin {
         source_container: Option<String>,
         template: bool,
     },
+}
+
+impl Step {
+    /// The whole init container, with the env of [`Step::env_of`] taken from `spec`
+    /// (the pod the plan was made for).
+    pub fn container_in(&self, spec: &PodSpec) -> Cow<'_, Container> {
+        match self.shared_env(spec) {
+            Some(env) => Cow::Owned(Container {
+                env: Some(env.clone()),
+                ..self.container.clone()
+            }),
+            None => Cow::Borrowed(&self.container),
+        }
+    }
+
+    /// The app container's env this step runs with and does not hold.
+    pub fn shared_env<'s>(&self, spec: &'s PodSpec) -> Option<&'s Vec<EnvVar>> {
+        let index = self.env_of?;
+        spec.containers.get(index)?.env.as_ref()
+    }
 }
 
 /// Removes what an earlier pass injected (per its `P/status`) from `spec`.
@@ -139,9 +170,14 @@ pub fn build(inputs: &Inputs<'_>) -> Result<Plan, Vec<AnnotationError>> {
 /// Inserts the plan into a stripped pod spec.
 pub fn apply(spec: &mut PodSpec, plan: &Plan) {
     if !plan.steps.is_empty() {
+        let steps: Vec<Container> = plan
+            .steps
+            .iter()
+            .map(|s| s.container_in(spec).into_owned())
+            .collect();
         let init = spec.init_containers.get_or_insert_with(Vec::new);
         let at = plan.insert_at.min(init.len());
-        init.splice(at..at, plan.steps.iter().map(|s| s.container.clone()));
+        init.splice(at..at, steps);
     }
     if !plan.volumes.is_empty() {
         spec.volumes

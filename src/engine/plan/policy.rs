@@ -78,6 +78,7 @@ impl<'a> Planner<'a> {
         };
         Some(Step {
             container,
+            env_of: None,
             origin: Origin::Policy {
                 source_container,
                 template,

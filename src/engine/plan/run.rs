@@ -57,8 +57,20 @@ impl<'a> Planner<'a> {
         self.check_run_name(run);
         self.take(&run.name, "another injected step".to_owned());
         let source = self.source_container(run, self.default_container)?;
+        let env_of = source
+            .env
+            .as_ref()
+            .is_some_and(|env| !env.is_empty())
+            .then(|| {
+                self.spec
+                    .containers
+                    .iter()
+                    .position(|c| std::ptr::eq(c, source))
+            })
+            .flatten();
         Some(Step {
-            container: run_container(run, source, mounts),
+            container: run_container(run, source, mounts, env_of.is_none()),
+            env_of,
             origin: Origin::Run {
                 source_container: source.name.clone(),
             },
@@ -135,7 +147,14 @@ impl<'a> Planner<'a> {
     }
 }
 
-fn run_container(run: &RunDirective, source: &Container, mounts: &[VolumeMount]) -> Container {
+/// The step's container; its env only when `with_env` (else the step shares the
+/// source's, see [`Step::env_of`]).
+fn run_container(
+    run: &RunDirective,
+    source: &Container,
+    mounts: &[VolumeMount],
+    with_env: bool,
+) -> Container {
     let mut volume_mounts = source.volume_mounts.clone().unwrap_or_default();
     volume_mounts.extend(mounts.iter().cloned());
     let (image, image_pull_policy) = match &run.image {
@@ -147,7 +166,7 @@ fn run_container(run: &RunDirective, source: &Container, mounts: &[VolumeMount])
         image,
         image_pull_policy,
         command: Some(run.argv.clone()),
-        env: source.env.clone(),
+        env: if with_env { source.env.clone() } else { None },
         env_from: source.env_from.clone(),
         volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),
         working_dir: source.working_dir.clone(),

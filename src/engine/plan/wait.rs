@@ -86,6 +86,7 @@ impl Planner<'_> {
             };
             steps.push(Step {
                 container: self.wait_container(name, &args, mounts),
+                env_of: None,
                 origin: Origin::Wait {
                     target: target.clone(),
                     timeout,

@@ -102,10 +102,18 @@ fn wire_patch_equals_kube_patch_equals_engine_patch() {
 
     let engine_config = config().engine;
     let pod = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
-    let Ok(Outcome::Injected(injection)) = engine::plan_injection(&pod) else {
+    let Ok(Outcome::Injected(injection)) =
+        engine::plan_injection_with(&pod, |ops, _| serde_json::to_value(&ops).unwrap())
+    else {
         panic!("injected")
     };
-    let engine_patch = serde_json::to_value(&injection.patch).unwrap();
+    let engine_patch = injection.patch;
+    let copies = engine_patch.as_array().unwrap().iter();
+    assert_eq!(
+        copies.filter(|op| op["op"] == "copy").count(),
+        2,
+        "both run steps copy the app container's env"
+    );
 
     let ours: serde_json::Value = serde_json::from_slice(&encode(&response)).unwrap();
     let base64 = ours["response"]["patch"].as_str().unwrap();
@@ -140,7 +148,9 @@ fn wire_patch_bytes_are_the_operations_bytes() {
     let pod = decoded.request.unwrap().object.unwrap();
     let engine_config = config().engine;
     let context = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
-    let Ok(Outcome::Injected(injection)) = engine::plan_injection(&context) else {
+    let Ok(Outcome::Injected(views)) =
+        engine::plan_injection_with(&context, |ops, _| serde_json::to_string(&ops).unwrap())
+    else {
         panic!("injected")
     };
     let ours: serde_json::Value =
@@ -148,9 +158,23 @@ fn wire_patch_bytes_are_the_operations_bytes() {
     let wire = base64::engine::general_purpose::STANDARD
         .decode(ours["response"]["patch"].as_str().unwrap())
         .unwrap();
-    assert_eq!(
-        String::from_utf8(wire).unwrap(),
-        serde_json::to_string(&injection.patch).unwrap()
+    assert_eq!(String::from_utf8(wire.clone()).unwrap(), views.patch);
+
+    // The wire's copies make the pod that json-patch's owned form (every step whole) makes.
+    let Ok(Outcome::Injected(owned)) = engine::plan_injection(&context) else {
+        panic!("injected")
+    };
+    let wire: json_patch::Patch = serde_json::from_slice(&wire).unwrap();
+    let (mut by_wire, mut by_owned) = (
+        serde_json::to_value(&pod).unwrap(),
+        serde_json::to_value(&pod).unwrap(),
+    );
+    json_patch::patch(&mut by_wire, &wire).unwrap();
+    json_patch::patch(&mut by_owned, &owned.patch).unwrap();
+    assert_eq!(by_wire, by_owned);
+    assert!(
+        owned.patch.len() < wire.len(),
+        "the owned form has no copies"
     );
 }
 

@@ -12,10 +12,6 @@ use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-/// The binary's allocator, so the figures are those the webhook sees.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn annotations() -> BTreeMap<String, String> {
     [
         (

@@ -16,7 +16,7 @@
 # and the ratios that docs/performance.md tracks.
 #
 #   bash benches/load.sh     # DURATION=5s CONNECTIONS=16 THREADS=1 ROUNDS=2
-#                            # BASELINE_FEATURES=mimalloc gives the baseline our allocator
+#                            # BASELINE_FEATURES=mimalloc gives the baseline mimalloc
 #                            # BEFORE=path/to/init-injector runs an earlier build too, for
 #                            # before/after figures from one run
 set -euo pipefail

@@ -2,17 +2,13 @@
 //! provider, and hands off to the command. Exit codes and printing live with each
 //! command under `src/cli/`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use init_injector::cli::{Cli, Command, LogFormat};
 use init_injector::crypto;
 use tracing_subscriber::EnvFilter;
-
-/// mimalloc: the engine allocates many small strings and a few large structs per review,
-/// where glibc's allocator spends more time than the engine itself (see benches/engine.rs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,8 +27,10 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter =
         EnvFilter::try_from_env("INIT_INJECTOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: a pod's log (a pipe) or a file gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -104,6 +104,14 @@ async fn the_seed_pipeline_runs_in_order_once_its_dependencies_answer() {
         ],
         "the injected steps, in the order they must run"
     );
+    // The run steps hold the app's env as the API server stored them: the webhook's
+    // patch adds them without it and copies it from the app container.
+    let spec = created.spec.as_ref().unwrap();
+    let app_env = spec.containers[0].env.as_ref();
+    assert!(app_env.is_some_and(|env| env[0].name == "APP_ENV"));
+    for step in &spec.init_containers.as_ref().unwrap()[2..] {
+        assert_eq!(step.env.as_ref(), app_env, "{}", step.name);
+    }
 
     // Nothing answers yet: the first wait step runs and keeps the pod from starting.
     let waiting = wait_for_pod(

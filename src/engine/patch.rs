@@ -119,36 +119,33 @@ fn list_ops<'a, T: Named>(
     if unchanged {
         return;
     }
-    let mut added = Vec::new();
-    if old.is_none() {
-        if let Some(new_list) = new {
-            ops.push(Op::Add {
-                path: path.clone(),
-                value: Value::List(new_list.iter().map(|item| item.object()).collect()),
-            });
-            for &i in &new_ours {
-                added.extend((rules.after_add)(&child(path, &i.to_string()), new_list[i]));
-            }
-        }
-        ops.extend(added);
-        return;
-    }
-    for i in old_ours.iter().rev() {
-        ops.push(Op::Remove {
+    let Some(new_list) = new else {
+        ops.extend(old_ours.iter().rev().map(|i| Op::Remove {
             path: child(path, &i.to_string()),
+        }));
+        return;
+    };
+    if old.is_none() {
+        ops.push(Op::Add {
+            path: path.clone(),
+            value: Value::List(new_list.iter().map(|item| item.object()).collect()),
         });
-    }
-    if let Some(new_list) = new {
+    } else {
+        for i in old_ours.iter().rev() {
+            ops.push(Op::Remove {
+                path: child(path, &i.to_string()),
+            });
+        }
         for &i in &new_ours {
-            let item = child(path, &i.to_string());
-            added.extend((rules.after_add)(&item, new_list[i]));
             ops.push(Op::Add {
-                path: item,
+                path: child(path, &i.to_string()),
                 value: Value::Object(new_list[i].object()),
             });
         }
     }
-    ops.extend(added);
+    for &i in &new_ours {
+        ops.extend((rules.after_add)(&child(path, &i.to_string()), new_list[i]));
+    }
 }
 
 /// Indices of the items `is_ours` claims.
@@ -261,16 +258,8 @@ pub fn diff<'a>(
         owned.compare,
         ListRules {
             is_ours: |c: &Container| owned.init_containers.contains(&c.name.as_str()),
-            same_content: |in_pod: &Container, planned: &Container| match step_of(planned)
-                .and_then(|s| s.shared_env(stripped))
-            {
-                Some(env) => {
-                    in_pod.env.as_ref() == Some(env)
-                        && Container {
-                            env: None,
-                            ..in_pod.clone()
-                        } == *planned
-                }
+            same_content: |in_pod: &Container, planned: &Container| match step_of(planned) {
+                Some(step) => *in_pod == *step.container_in(stripped),
                 None => in_pod == planned,
             },
             after_add: |at: &PointerBuf, planned: &Container| {

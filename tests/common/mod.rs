@@ -276,6 +276,29 @@ pub fn apply_checked(
     patched
 }
 
+/// Applies the webhook's patch `wire` to `pod` and asserts that it makes the pod that the
+/// engine's owned patch makes (checked by [`apply_checked`]): the owned form adds whole
+/// the steps that the wire adds without the app container's env and then copies it.
+/// Returns how many copies the wire holds.
+pub fn wire_makes_the_owned_pod(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    wire: &json_patch::Patch,
+    injection: &init_injector::engine::Injection,
+) -> usize {
+    let copies = wire
+        .iter()
+        .filter(|op| matches!(op, json_patch::PatchOperation::Copy(_)))
+        .count();
+    assert_eq!(wire.len(), injection.patch.len() + copies);
+    let mut by_wire = serde_json::to_value(pod).unwrap();
+    json_patch::patch(&mut by_wire, wire).unwrap();
+    assert_eq!(
+        by_wire,
+        serde_json::to_value(apply_checked(pod, injection)).unwrap()
+    );
+    copies
+}
+
 #[cfg(feature = "e2e")]
 pub mod accounts;
 #[cfg(feature = "e2e")]

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
 use serde::Serialize;
 
 use super::{Written, name_first, write_json};
+use crate::engine::plan::with_env;
 
 /// One operation of the patch, its value a view of the plan or the pod. It serializes
 /// to exactly the bytes of the [`PatchOperation`] that [`Op::into_operation`] makes,
@@ -147,10 +148,7 @@ impl Value<'_> {
     fn owned(&self, written: &Written<'_>) -> serde_json::Value {
         let object = |object: &Object<'_>| {
             let whole = match *object {
-                Object::Container(step) => written.shared_env(step).map(|env| Container {
-                    env: Some(env.clone()),
-                    ..step.clone()
-                }),
+                Object::Container(step) => written.shared_env(step).map(|env| with_env(step, env)),
                 _ => None,
             };
             match &whole {

@@ -97,12 +97,8 @@ impl<'a> Written<'a> {
     }
 
     /// The bytes of JSON held for the patch.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.entries.iter().map(|e| e.json.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -270,6 +266,18 @@ mod tests {
         ]
     }
 
+    /// `container` as the patch writes it on its own.
+    fn name_first(container: &Container) -> Vec<u8> {
+        let mut json = Vec::new();
+        super::super::name_first::serialize(
+            container,
+            &container.name,
+            &mut serde_json::Serializer::new(&mut json),
+        )
+        .unwrap();
+        json
+    }
+
     fn unshared(containers: &[Container]) -> Written<'_> {
         Written::of(containers.iter().map(|c| (c, None)))
     }
@@ -329,14 +337,10 @@ mod tests {
         );
         assert_eq!(written.envs.len(), 1, "one env, written once");
         for container in &lean {
-            let mut expected = Vec::new();
-            super::super::name_first::serialize(
-                container,
-                &container.name,
-                &mut serde_json::Serializer::new(&mut expected),
-            )
-            .unwrap();
-            assert_eq!(written.name_first(container), Some(&expected[..]));
+            assert_eq!(
+                written.name_first(container),
+                Some(&name_first(container)[..])
+            );
         }
     }
 
@@ -345,14 +349,10 @@ mod tests {
         let containers = containers();
         let written = unshared(&containers);
         for container in &containers {
-            let mut expected = Vec::new();
-            super::super::name_first::serialize(
-                container,
-                &container.name,
-                &mut serde_json::Serializer::new(&mut expected),
-            )
-            .unwrap();
-            assert_eq!(written.name_first(container), Some(&expected[..]));
+            assert_eq!(
+                written.name_first(container),
+                Some(&name_first(container)[..])
+            );
         }
         let copy = containers[0].clone();
         assert_eq!(written.name_first(&copy), None, "found by address only");

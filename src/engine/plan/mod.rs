@@ -96,10 +96,7 @@ impl Step {
     /// (the pod the plan was made for).
     pub fn container_in(&self, spec: &PodSpec) -> Cow<'_, Container> {
         match self.shared_env(spec) {
-            Some(env) => Cow::Owned(Container {
-                env: Some(env.clone()),
-                ..self.container.clone()
-            }),
+            Some(env) => Cow::Owned(with_env(&self.container, env)),
             None => Cow::Borrowed(&self.container),
         }
     }
@@ -108,6 +105,14 @@ impl Step {
     pub fn shared_env<'s>(&self, spec: &'s PodSpec) -> Option<&'s Vec<EnvVar>> {
         let index = self.env_of?;
         spec.containers.get(index)?.env.as_ref()
+    }
+}
+
+/// A step's whole container: `container`, planned without the env it shares, with `env`.
+pub fn with_env(container: &Container, env: &[EnvVar]) -> Container {
+    Container {
+        env: Some(env.to_vec()),
+        ..container.clone()
     }
 }
 

@@ -56,18 +56,12 @@ impl<'a> Planner<'a> {
         }
         self.check_run_name(run);
         self.take(&run.name, "another injected step".to_owned());
-        let source = self.source_container(run, self.default_container)?;
+        let (index, source) = self.source_container(run, self.default_container)?;
         let env_of = source
             .env
             .as_ref()
             .is_some_and(|env| !env.is_empty())
-            .then(|| {
-                self.spec
-                    .containers
-                    .iter()
-                    .position(|c| std::ptr::eq(c, source))
-            })
-            .flatten();
+            .then_some(index);
         Some(Step {
             container: run_container(run, source, mounts, env_of.is_none()),
             env_of,
@@ -98,16 +92,22 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The app container a run step copies: the one it names, else the pod's default
-    /// container, else the first.
+    /// The app container a run step copies, and its index among the pod's containers:
+    /// the one it names, else the pod's default container, else the first.
     fn source_container(
         &mut self,
         run: &RunDirective,
         default_container: Option<&str>,
-    ) -> Option<&'a Container> {
+    ) -> Option<(usize, &'a Container)> {
         let spec = self.spec;
+        let named = |name: &str| {
+            spec.containers
+                .iter()
+                .enumerate()
+                .find(|(_, c)| c.name == name)
+        };
         if let Some(wanted) = &run.container {
-            let found = spec.containers.iter().find(|c| &c.name == wanted);
+            let found = named(wanted);
             if found.is_none() {
                 let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
                 let key = self.keys.run_attribute(&run.name, RunAttribute::Container);
@@ -127,7 +127,7 @@ impl<'a> Planner<'a> {
             return found;
         }
         if let Some(wanted) = default_container {
-            match spec.containers.iter().find(|c| c.name == wanted) {
+            match named(wanted) {
                 Some(found) => return Some(found),
                 None => self.warnings.push(format!(
                     "annotation {DEFAULT_CONTAINER_ANNOTATION}: {wanted:?} is not a container of this pod; step {:?} copies the first container instead",
@@ -135,7 +135,7 @@ impl<'a> Planner<'a> {
                 )),
             }
         }
-        let first = spec.containers.first();
+        let first = spec.containers.first().map(|c| (0, c));
         if first.is_none() {
             self.annotation_error(
                 self.keys.run(&run.name),

@@ -81,7 +81,8 @@ struct ListRules<Ours, Same, Extra> {
     is_ours: Ours,
     /// Whether one of ours in the pod equals the planned one (for [`Compare::Content`]).
     same_content: Same,
-    /// An operation to follow the adding of a planned element at this path.
+    /// An operation to follow the adding of a planned element, given the list's path and
+    /// the element's index (its path is built only when there is one).
     after_add: Extra,
 }
 
@@ -99,7 +100,7 @@ fn list_ops<'a, T: Named>(
     rules: ListRules<
         impl Fn(&T) -> bool,
         impl Fn(&T, &T) -> bool,
-        impl Fn(&PointerBuf, &T) -> Option<Op<'a>>,
+        impl Fn(&PointerBuf, usize, &T) -> Option<Op<'a>>,
     >,
 ) {
     let is_ours = &rules.is_ours;
@@ -144,7 +145,7 @@ fn list_ops<'a, T: Named>(
         }
     }
     for &i in &new_ours {
-        ops.extend((rules.after_add)(&child(path, &i.to_string()), new_list[i]));
+        ops.extend((rules.after_add)(path, i, new_list[i]));
     }
 }
 
@@ -262,11 +263,11 @@ pub fn diff<'a>(
                 Some(step) => *in_pod == *step.container_in(stripped),
                 None => in_pod == planned,
             },
-            after_add: |at: &PointerBuf, planned: &Container| {
+            after_add: |list: &PointerBuf, at: usize, planned: &Container| {
                 let index = step_of(planned)?.env_of?;
                 Some(Op::Copy {
                     from: app_env(index),
-                    path: child(at, "env"),
+                    path: child(&child(list, &at.to_string()), "env"),
                 })
             },
         },
@@ -282,7 +283,7 @@ pub fn diff<'a>(
         ListRules {
             is_ours: |v: &Volume| volume_is_ours(&v.name),
             same_content: Volume::eq,
-            after_add: |_: &PointerBuf, _: &Volume| None,
+            after_add: |_: &PointerBuf, _, _: &Volume| None,
         },
     );
     let containers = child(&spec, "containers");
@@ -303,7 +304,7 @@ pub fn diff<'a>(
             ListRules {
                 is_ours: |m: &VolumeMount| volume_is_ours(&m.name),
                 same_content: VolumeMount::eq,
-                after_add: |_: &PointerBuf, _: &VolumeMount| None,
+                after_add: |_: &PointerBuf, _, _: &VolumeMount| None,
             },
         );
     }

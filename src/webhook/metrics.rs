@@ -19,12 +19,12 @@ use crate::webhook::admission::Decision;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
-    outcome: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
-    result: String,
+    result: &'static str,
 }
 
 /// Every metric the webhook exports.
@@ -164,7 +164,7 @@ impl Metrics {
     pub fn review(&self, decision: &Decision, elapsed: Duration) {
         self.reviews
             .get_or_create(&OutcomeLabel {
-                outcome: decision.label().to_owned(),
+                outcome: decision.label(),
             })
             .inc();
         self.latency.observe(elapsed.as_secs_f64());
@@ -186,11 +186,7 @@ impl Metrics {
     /// Records a certificate (re)load attempt.
     pub fn certificate_loaded(&self, ok: bool, not_after: Option<SystemTime>) {
         let result = if ok { "success" } else { "failure" };
-        self.reloads
-            .get_or_create(&ResultLabel {
-                result: result.to_owned(),
-            })
-            .inc();
+        self.reloads.get_or_create(&ResultLabel { result }).inc();
         if let Some(seconds) = not_after.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
         {
             self.expiry.set(seconds.as_secs_f64());

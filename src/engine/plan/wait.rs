@@ -79,7 +79,7 @@ impl Planner<'_> {
             self.take(&name, "an injected wait step".to_owned());
             let step_label = format!("{}/{}", index + 1, self.total);
             let args = WaitArgs {
-                target,
+                target: &seed,
                 timeout,
                 interval,
                 step_label: &step_label,
@@ -133,7 +133,7 @@ impl Planner<'_> {
                 format_compact(args.interval),
                 "--step".to_owned(),
                 args.step_label.to_owned(),
-                args.target.to_string(),
+                args.target.to_owned(),
             ]),
             resources: Some(self.wait_resources()),
             security_context: Some(restricted_security_context()),
@@ -145,7 +145,8 @@ impl Planner<'_> {
 
 /// What one wait step's `init-injector wait` is told.
 struct WaitArgs<'a> {
-    target: &'a WaitTarget,
+    /// The target as `init-injector wait` reads it.
+    target: &'a str,
     timeout: Duration,
     interval: Duration,
     /// `I/N`: the step's place in the block.

@@ -23,13 +23,6 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("Kubernetes API types always serialize");
 }
 
-/// Appends `token` to a copy of `base`.
-fn child(base: &Pointer, token: &str) -> PointerBuf {
-    let mut path = base.to_buf();
-    path.push_back(token);
-    path
-}
-
 /// The API objects that [`list_ops`] adds: each has a name and a view as an [`Object`].
 trait Named: PartialEq {
     fn name(&self) -> &str;
@@ -122,7 +115,7 @@ fn list_ops<'a, T: Named>(
     }
     let Some(new_list) = new else {
         ops.extend(old_ours.iter().rev().map(|i| Op::Remove {
-            path: child(path, &i.to_string()),
+            path: path.with_trailing_token(*i),
         }));
         return;
     };
@@ -134,12 +127,12 @@ fn list_ops<'a, T: Named>(
     } else {
         for i in old_ours.iter().rev() {
             ops.push(Op::Remove {
-                path: child(path, &i.to_string()),
+                path: path.with_trailing_token(*i),
             });
         }
         for &i in &new_ours {
             ops.push(Op::Add {
-                path: child(path, &i.to_string()),
+                path: path.with_trailing_token(i),
                 value: Value::Object(new_list[i].object()),
             });
         }
@@ -236,7 +229,8 @@ pub fn diff<'a>(
     owned: &Owned<'_>,
 ) -> Vec<Op<'a>> {
     let mut ops = Vec::new();
-    let spec = child(root, "spec");
+    let spec = root.with_trailing_token("spec");
+    let containers = spec.with_trailing_token("containers");
     let init = spliced(
         stripped.init_containers.as_ref(),
         plan.insert_at,
@@ -246,14 +240,13 @@ pub fn diff<'a>(
     // copied from that container (`Step::env_of`).
     let step_of = |c: &Container| plan.steps.iter().find(|s| std::ptr::eq(&s.container, c));
     let app_env = |index: usize| {
-        child(
-            &child(&child(&spec, "containers"), &index.to_string()),
-            "env",
-        )
+        containers
+            .with_trailing_token(index)
+            .with_trailing_token("env")
     };
     list_ops(
         &mut ops,
-        &child(&spec, "initContainers"),
+        &spec.with_trailing_token("initContainers"),
         old.init_containers.as_ref(),
         init.as_deref(),
         owned.compare,
@@ -267,7 +260,7 @@ pub fn diff<'a>(
                 let index = step_of(planned)?.env_of?;
                 Some(Op::Copy {
                     from: app_env(index),
-                    path: child(&child(list, &at.to_string()), "env"),
+                    path: list.with_trailing_token(at).with_trailing_token("env"),
                 })
             },
         },
@@ -276,7 +269,7 @@ pub fn diff<'a>(
     let volumes = spliced(stripped.volumes.as_ref(), usize::MAX, plan.volumes.iter());
     list_ops(
         &mut ops,
-        &child(&spec, "volumes"),
+        &spec.with_trailing_token("volumes"),
         old.volumes.as_ref(),
         volumes.as_deref(),
         owned.compare,
@@ -286,14 +279,15 @@ pub fn diff<'a>(
             after_add: |_: &PointerBuf, _, _: &Volume| None,
         },
     );
-    let containers = child(&spec, "containers");
     let mounts: &[_] = if plan.volumes.is_empty() {
         &[]
     } else {
         &plan.mounts
     };
     for (index, (old_c, new_c)) in old.containers.iter().zip(&stripped.containers).enumerate() {
-        let path = child(&child(&containers, &index.to_string()), "volumeMounts");
+        let path = containers
+            .with_trailing_token(index)
+            .with_trailing_token("volumeMounts");
         let new_mounts = spliced(new_c.volume_mounts.as_ref(), usize::MAX, mounts.iter());
         list_ops(
             &mut ops,
@@ -309,9 +303,11 @@ pub fn diff<'a>(
         );
     }
 
-    let metadata = child(root, "metadata");
+    let annotations = root
+        .with_trailing_token("metadata")
+        .with_trailing_token("annotations");
     let old_status = old_annotations.and_then(|a| a.get(status.key));
-    let status_path = child(&child(&metadata, "annotations"), status.key);
+    let status_path = annotations.with_trailing_token(status.key);
     match (old_status, status.value) {
         (Some(old), Some(new)) if old == new => {}
         (Some(_), Some(new)) => ops.push(Op::Replace {
@@ -319,7 +315,7 @@ pub fn diff<'a>(
             value: Value::String(new),
         }),
         (None, Some(new)) if old_annotations.is_none() => ops.push(Op::Add {
-            path: child(&metadata, "annotations"),
+            path: annotations,
             value: Value::Entry(status.key, new),
         }),
         (None, Some(new)) => ops.push(Op::Add {

@@ -114,8 +114,17 @@ pub struct Reviewed {
 /// review is decoded again untyped, so that a review the webhook should not touch is
 /// still allowed, and one that names a pod but carries something else is refused with
 /// the decoder's reason.
+///
+/// The body is checked as UTF-8 once, whole, and then decoded as text: decoded from
+/// bytes, serde_json checks each string on its own, and a pod's hundreds of short
+/// strings made that about 3 % of an annotated review. A body that is not UTF-8 is
+/// decoded from bytes, so that it is refused with serde_json's reason, as before.
 pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
-    match serde_json::from_slice::<AdmissionReview<ReviewedPod>>(body) {
+    let typed = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str::<AdmissionReview<ReviewedPod>>(text),
+        Err(_) => serde_json::from_slice::<AdmissionReview<ReviewedPod>>(body),
+    };
+    match typed {
         Ok(review) => Ok(answer(into_request(review)?, |request| {
             match &request.object {
                 Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), config),

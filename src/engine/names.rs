@@ -2,8 +2,6 @@
 //! deterministic, and made unique with a short hash when they would be truncated or
 //! would repeat.
 
-use std::collections::BTreeSet;
-
 use sha2::{Digest, Sha256};
 
 /// The longest name Kubernetes accepts for a container or a volume.
@@ -76,9 +74,14 @@ fn sanitize(text: &str) -> String {
 ///
 /// A truncated name carries a hash because two long targets that share their first 54
 /// characters would otherwise get the same name, and Kubernetes refuses duplicate names.
-pub fn unique_label(prefix: &str, hint: &str, seed: &str, taken: &BTreeSet<String>) -> String {
+pub fn unique_label(
+    prefix: &str,
+    hint: &str,
+    seed: &str,
+    is_taken: impl Fn(&str) -> bool,
+) -> String {
     let full = sanitize(&format!("{prefix}-{hint}"));
-    if full.len() <= MAX_LABEL && !taken.contains(&full) {
+    if full.len() <= MAX_LABEL && !is_taken(&full) {
         return full;
     }
     let hash = short_hash(seed, HASH_LEN);
@@ -91,7 +94,7 @@ pub fn unique_label(prefix: &str, hint: &str, seed: &str, taken: &BTreeSet<Strin
     // Two seeds with the same 8-character hash prefix are astronomically unlikely, but a
     // taken name must never be returned, so fall back to counting.
     let mut n = 2;
-    while taken.contains(&candidate) {
+    while is_taken(&candidate) {
         let suffix = format!("{hash}-{n}");
         let keep = (MAX_LABEL - suffix.len() - 1).min(head.len());
         candidate = format!("{}-{suffix}", head[..keep].trim_end_matches('-'));
@@ -102,6 +105,8 @@ pub fn unique_label(prefix: &str, hint: &str, seed: &str, taken: &BTreeSet<Strin
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -116,32 +121,31 @@ mod tests {
 
     #[test]
     fn short_names_are_plain() {
-        let taken = BTreeSet::new();
+        let taken = BTreeSet::<String>::new();
         assert_eq!(
-            unique_label("wait-for", "postgres-5432", "postgres:5432", &taken),
+            unique_label("wait-for", "postgres-5432", "postgres:5432", |n| taken
+                .contains(n)),
             "wait-for-postgres-5432"
         );
         assert_eq!(
-            unique_label("wait-for", "[::1]-5432", "[::1]:5432", &taken),
+            unique_label("wait-for", "[::1]-5432", "[::1]:5432", |n| taken
+                .contains(n)),
             "wait-for-1-5432"
         );
         assert_eq!(
-            unique_label(
-                "wait-for",
-                "https-Vault.svc:8200/v1/sys/health",
-                "x",
-                &taken
-            ),
+            unique_label("wait-for", "https-Vault.svc:8200/v1/sys/health", "x", |n| {
+                taken.contains(n)
+            }),
             "wait-for-https-vault-svc-8200-v1-sys-health"
         );
     }
 
     #[test]
     fn long_names_are_truncated_with_a_hash() {
-        let taken = BTreeSet::new();
+        let taken = BTreeSet::<String>::new();
         let hint = "a-very-long-service-name.with-a-namespace.svc.cluster.local-5432";
-        let one = unique_label("wait-for", hint, "seed-one", &taken);
-        let two = unique_label("wait-for", hint, "seed-two", &taken);
+        let one = unique_label("wait-for", hint, "seed-one", |n| taken.contains(n));
+        let two = unique_label("wait-for", hint, "seed-two", |n| taken.contains(n));
         assert!(
             is_dns1123_label(&one) && is_dns1123_label(&two),
             "{one} {two}"
@@ -150,22 +154,27 @@ mod tests {
         assert_ne!(one, two);
         assert!(one.ends_with(&short_hash("seed-one", 8)));
         // Deterministic.
-        assert_eq!(one, unique_label("wait-for", hint, "seed-one", &taken));
+        assert_eq!(
+            one,
+            unique_label("wait-for", hint, "seed-one", |n| taken.contains(n))
+        );
     }
 
     #[test]
     fn taken_names_get_a_hash() {
-        let mut taken = BTreeSet::new();
-        let first = unique_label("wait-for", "api-80", "http://api:80/", &taken);
+        let mut taken = BTreeSet::<String>::new();
+        let first = unique_label("wait-for", "api-80", "http://api:80/", |n| {
+            taken.contains(n)
+        });
         taken.insert(first.clone());
-        let second = unique_label("wait-for", "api-80", "tcp api:80", &taken);
+        let second = unique_label("wait-for", "api-80", "tcp api:80", |n| taken.contains(n));
         assert_ne!(first, second);
         assert!(is_dns1123_label(&second));
         taken.insert(second.clone());
         let forced = format!("wait-for-api-80-{}", short_hash("tcp api:80", 8));
         assert_eq!(second, forced);
         // Even a taken hashed name yields a fresh label.
-        let third = unique_label("wait-for", "api-80", "tcp api:80", &taken);
+        let third = unique_label("wait-for", "api-80", "tcp api:80", |n| taken.contains(n));
         assert!(
             !taken.contains(&third) && is_dns1123_label(&third),
             "{third}"

@@ -122,7 +122,7 @@ impl<'a> Keys<'a> {
 
     /// `P/run.NAME`.
     pub fn run(&self, step: &str) -> String {
-        self.suffixed(&format!("{RUN_PREFIX}{step}"))
+        format!("{}/{RUN_PREFIX}{step}", self.prefix)
     }
 
     /// `P/run.NAME.ATTRIBUTE`.

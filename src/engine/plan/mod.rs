@@ -210,8 +210,7 @@ struct Planner<'a> {
     /// The names of the pod's own containers, of every kind.
     pod_names: BTreeSet<&'a str>,
     /// The names of the steps planned so far, and what each is (for messages).
-    taken: BTreeSet<String>,
-    taken_by: BTreeMap<String, String>,
+    taken: BTreeMap<String, Cow<'static, str>>,
     /// The pod's own waits that a policy does not already wait for.
     pod_waits: Vec<&'a WaitTarget>,
     /// How many steps the block has, for the `[I/N]` of each wait step's log.
@@ -262,8 +261,7 @@ impl<'a> Planner<'a> {
             config: inputs.config,
             keys,
             pod_names,
-            taken: BTreeSet::new(),
-            taken_by: BTreeMap::new(),
+            taken: BTreeMap::new(),
             total: applied.waits.len() + pod_waits.len() + applied.steps.len() + pod_step_count,
             pod_waits,
             errors: Vec::new(),
@@ -280,6 +278,16 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// [`Planner::source_of`] the key that `key` builds, built only when the namespace
+    /// set any annotation.
+    fn source_of_key(&self, key: impl FnOnce() -> String) -> Source {
+        if self.namespace_keys.is_empty() {
+            Source::Pod
+        } else {
+            self.source_of(&key())
+        }
+    }
+
     /// A mistake in the annotation `key`, reported with whoever set it.
     fn annotation_error(&mut self, key: String, value: impl Into<String>, message: String) {
         let source = self.source_of(&key);
@@ -287,10 +295,12 @@ impl<'a> Planner<'a> {
             .push(AnnotationError::new(key, value, message).from_source(source));
     }
 
-    /// Records a planned step's name; `what` describes it in later clash messages.
-    fn take(&mut self, name: &str, what: String) {
-        self.taken.insert(name.to_owned());
-        self.taken_by.entry(name.to_owned()).or_insert(what);
+    /// Records a planned step's name; `what` describes it in later clash messages (the
+    /// first step to take a name keeps it).
+    fn take(&mut self, name: &str, what: impl Into<Cow<'static, str>>) {
+        if !self.taken.contains_key(name) {
+            self.taken.insert(name.to_owned(), what.into());
+        }
     }
 
     /// Requests and limits of injected wait steps (and of policy steps in their own

@@ -53,7 +53,7 @@ impl<'a> Planner<'a> {
         let clash = if self.pod_names.contains(name) {
             Some("the pod already has a container of that name".to_owned())
         } else {
-            self.taken_by
+            self.taken
                 .get(name)
                 .map(|what| format!("it is also the name of {what}"))
         };

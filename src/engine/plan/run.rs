@@ -55,7 +55,7 @@ impl<'a> Planner<'a> {
             ));
         }
         self.check_run_name(run);
-        self.take(&run.name, "another injected step".to_owned());
+        self.take(&run.name, "another injected step");
         let (index, source) = self.source_container(run, self.default_container)?;
         let env_of = source
             .env
@@ -68,7 +68,7 @@ impl<'a> Planner<'a> {
             origin: Origin::Run {
                 source_container: source.name.clone(),
             },
-            source: self.source_of(&self.keys.run(&run.name)),
+            source: self.source_of_key(|| self.keys.run(&run.name)),
             reason: order_rule.to_owned(),
         })
     }
@@ -82,7 +82,7 @@ impl<'a> Planner<'a> {
                 "the pod already has a container named {name:?}; choose another step name"
             ));
         }
-        if let Some(what) = self.taken_by.get(name) {
+        if let Some(what) = self.taken.get(name) {
             clashes.push(format!(
                 "step name {name:?} is also the name of {what}; choose another"
             ));
@@ -155,8 +155,10 @@ fn run_container(
     mounts: &[VolumeMount],
     with_env: bool,
 ) -> Container {
-    let mut volume_mounts = source.volume_mounts.clone().unwrap_or_default();
-    volume_mounts.extend(mounts.iter().cloned());
+    let own = source.volume_mounts.as_deref().unwrap_or_default();
+    let mut volume_mounts = Vec::with_capacity(own.len() + mounts.len());
+    volume_mounts.extend_from_slice(own);
+    volume_mounts.extend_from_slice(mounts);
     let (image, image_pull_policy) = match &run.image {
         Some(image) => (Some(image.clone()), None),
         None => (source.image.clone(), source.image_pull_policy.clone()),

@@ -32,13 +32,14 @@ impl Planner<'_> {
             self.config.default_interval,
         );
         let timing_from = [timeout_from, interval_from];
+        let (timeout_arg, interval_arg) = (format_compact(timeout), format_compact(interval));
         let policy_waits: Vec<(&WaitTarget, Source)> = self
             .applied
             .waits
             .iter()
             .map(|(target, policy)| (target, Source::Policy((*policy).to_owned())))
             .collect();
-        let pod_source = self.source_of(&self.keys.key(Key::WaitFor));
+        let pod_source = self.source_of_key(|| self.keys.key(Key::WaitFor));
         let pod_waits: Vec<(&WaitTarget, Source)> = self
             .pod_waits
             .iter()
@@ -61,7 +62,9 @@ impl Planner<'_> {
                 ),
             };
             let seed = target.to_string();
-            let name = unique_label("wait-for", &target.name_hint(), &seed, &self.taken);
+            let name = unique_label("wait-for", &target.name_hint(), &seed, |name| {
+                self.taken.contains_key(name)
+            });
             if self.pod_names.contains(name.as_str()) {
                 let message = format!(
                     "the pod already has a container named {name:?}; remove the hand-written wait step or this target"
@@ -76,16 +79,15 @@ impl Planner<'_> {
                     _ => self.annotation_error(self.keys.key(Key::WaitFor), seed.clone(), message),
                 }
             }
-            self.take(&name, "an injected wait step".to_owned());
-            let step_label = format!("{}/{}", index + 1, self.total);
+            self.take(&name, "an injected wait step");
             let args = WaitArgs {
-                target: &seed,
-                timeout,
-                interval,
-                step_label: &step_label,
+                timeout: &timeout_arg,
+                interval: &interval_arg,
+                step_label: format!("{}/{}", index + 1, self.total),
+                target: seed,
             };
             steps.push(Step {
-                container: self.wait_container(name, &args, mounts),
+                container: self.wait_container(name, args, mounts),
                 env_of: None,
                 origin: Origin::Wait {
                     target: target.clone(),
@@ -119,7 +121,7 @@ impl Planner<'_> {
     fn wait_container(
         &self,
         name: String,
-        args: &WaitArgs<'_>,
+        args: WaitArgs<'_>,
         mounts: &[VolumeMount],
     ) -> Container {
         Container {
@@ -128,12 +130,12 @@ impl Planner<'_> {
             command: Some(vec![IMAGE_BINARY_PATH.to_owned(), "wait".to_owned()]),
             args: Some(vec![
                 "--timeout".to_owned(),
-                format_compact(args.timeout),
+                args.timeout.to_owned(),
                 "--interval".to_owned(),
-                format_compact(args.interval),
+                args.interval.to_owned(),
                 "--step".to_owned(),
-                args.step_label.to_owned(),
-                args.target.to_owned(),
+                args.step_label,
+                args.target,
             ]),
             resources: Some(self.wait_resources()),
             security_context: Some(restricted_security_context()),
@@ -146,11 +148,13 @@ impl Planner<'_> {
 /// What one wait step's `init-injector wait` is told.
 struct WaitArgs<'a> {
     /// The target as `init-injector wait` reads it.
-    target: &'a str,
-    timeout: Duration,
-    interval: Duration,
+    target: String,
+    /// `--timeout` and `--interval`, the same for every wait step of a plan and
+    /// formatted once for all of them.
+    timeout: &'a str,
+    interval: &'a str,
     /// `I/N`: the step's place in the block.
-    step_label: &'a str,
+    step_label: String,
 }
 
 /// The securityContext that passes Pod Security "restricted".

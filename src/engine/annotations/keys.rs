@@ -122,7 +122,7 @@ impl<'a> Keys<'a> {
 
     /// `P/run.NAME`.
     pub fn run(&self, step: &str) -> String {
-        format!("{}/{RUN_PREFIX}{step}", self.prefix)
+        self.suffixed(&format!("{RUN_PREFIX}{step}"))
     }
 
     /// `P/run.NAME.ATTRIBUTE`.

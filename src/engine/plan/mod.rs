@@ -278,8 +278,8 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// [`Planner::source_of`] the key that `key` builds, built only when the namespace
-    /// set any annotation.
+    /// Who set the annotation whose key `key` builds, as [`Planner::source_of`] says; the
+    /// key is built only when the namespace set annotations at all.
     fn source_of_key(&self, key: impl FnOnce() -> String) -> Source {
         if self.namespace_keys.is_empty() {
             Source::Pod

@@ -484,14 +484,14 @@ async fn shutdown_drains_in_flight_requests() {
     for _ in 0..5 {
         let mut stream = raw_tls(addr, &server.ca_pem).await;
         let head = format!(
-            "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
             body.len()
         );
         write_all(&mut stream, head.as_bytes()).await;
+        await_continue(&mut stream, Duration::from_secs(5)).await;
         write_all(&mut stream, &body.as_bytes()[..100]).await;
         in_flight.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let app = server.running.app.clone();
     let shutdown = tokio::spawn(server.running.shutdown());
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -538,10 +538,13 @@ async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
     let body = example("review.json");
     let mut stream = raw_tls(addr, &ca).await;
     let head = format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
+    // SIGTERM closes a connection whose request the server has not started reading (as
+    // hyper and Go's net/http both do), so wait until the server is reading the body.
     write_all(&mut stream, head.as_bytes()).await;
+    await_continue(&mut stream, Duration::from_secs(5)).await;
     write_all(&mut stream, &body.as_bytes()[..10]).await;
 
     let status = std::process::Command::new("kill")
@@ -563,6 +566,67 @@ async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
     assert_eq!(exit.code(), Some(0));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+}
+
+/// A SIGTERM while `serve` is still starting (here: self-managed certificate mode waiting
+/// on an API server that accepts the connection and never answers) stops it at once with
+/// exit 0, instead of being held until serving starts or killing it with the default action.
+#[test]
+fn sigterm_while_starting_stops_at_once() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: silent\n  cluster:\n    server: http://{}\ncontexts:\n- name: silent\n  context:\n    cluster: silent\n    user: nobody\nusers:\n- name: nobody\n  user: {{}}\ncurrent-context: silent\n",
+            silent.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut child = serve_command()
+        .args([
+            "--cert-secret",
+            "init-injector-tls",
+            "--webhook-config",
+            "init-injector",
+            "--service",
+            "init-injector",
+            "--namespace",
+            "init-injector",
+            "--self-signed-dir",
+        ])
+        .arg(dir.path().join("tls"))
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first request to the API server: the server is starting, its handlers installed.
+    let (_held, _) = silent.accept().unwrap();
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "{log}");
+    assert!(log.contains("stopped before serving"), "{log}");
+    assert!(log.contains("SIGTERM"), "{log}");
 }
 
 /// `--max-connections`: with every permit held, a new connection is closed at once

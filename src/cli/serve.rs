@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{EngineArgs, runtime, shutdown_signal};
+use super::{EngineArgs, ShutdownSignals, runtime};
 use crate::cluster::certificates::SelfManaged;
 use crate::cluster::policies::{self, PolicyWatch};
 use crate::cluster::{self, ClusterError, certificates};
@@ -198,33 +198,48 @@ impl ServeArgs {
             Err(code) => return code,
         };
         runtime.block_on(async move {
-            // Self mode: settle the Secret and write the serving files before the server
-            // loads them; the manager then keeps both in step for as long as we serve.
-            let manager = match managed {
-                Some((managed, trusted)) => {
-                    match start_self_managed(managed, &trusted).await {
+            let mut signals = ShutdownSignals::install();
+            let startup = async {
+                // Self mode: settle the Secret and write the serving files before the
+                // server loads them; the manager then keeps both in step for as long as we
+                // serve.
+                let manager = match managed {
+                    Some((managed, trusted)) => match start_self_managed(managed, &trusted).await {
                         Ok(manager) => Some((manager, trusted)),
                         Err(err) => {
                             tracing::error!(error = %crate::error::chain(&err), "cannot set up the self-managed certificate");
-                            return ExitCode::FAILURE;
+                            return Err(ExitCode::FAILURE);
                         }
+                    },
+                    None => None,
+                };
+                // Policies: a client before serving; the first lists run while /readyz
+                // says no.
+                let watch = match watch {
+                    Some(watch) => match watch_client().await {
+                        Some(client) => Some((watch, client)),
+                        None => return Err(ExitCode::FAILURE),
+                    },
+                    None => None,
+                };
+                match server::start(config).await {
+                    Ok(running) => Ok((running, manager, watch)),
+                    Err(err) => {
+                        tracing::error!(error = %crate::error::chain(&err), "cannot start");
+                        Err(ExitCode::FAILURE)
                     }
                 }
-                None => None,
             };
-            // Policies: a client before serving; the first lists run while /readyz says no.
-            let watch = match watch {
-                Some(watch) => match watch_client().await {
-                    Some(client) => Some((watch, client)),
-                    None => return ExitCode::FAILURE,
+            // A signal while starting (say, the API server is slow to answer for the
+            // self-managed Secret) stops at once: nothing is served yet, so nothing drains.
+            let (running, manager, watch) = tokio::select! {
+                started = startup => match started {
+                    Ok(started) => started,
+                    Err(code) => return code,
                 },
-                None => None,
-            };
-            let running = match server::start(config).await {
-                Ok(running) => running,
-                Err(err) => {
-                    tracing::error!(error = %crate::error::chain(&err), "cannot start");
-                    return ExitCode::FAILURE;
+                signal = signals.recv() => {
+                    tracing::info!(signal, "stopped before serving");
+                    return ExitCode::SUCCESS;
                 }
             };
             if let Some(ca) = &running.self_signed_ca {
@@ -241,7 +256,7 @@ impl ServeArgs {
                 tracing::info!("watching InitPolicies and Namespaces; ready once both are listed");
                 tokio::spawn(run_policy_watch(watch, client))
             });
-            let (signal, failed) = until_stopped(watch.as_mut()).await;
+            let (signal, failed) = until_stopped(&mut signals, watch.as_mut()).await;
             if let Some(manager) = manager {
                 manager.abort();
             }
@@ -294,6 +309,7 @@ async fn watch_client() -> Option<kube::Client> {
 /// when it cannot start (no CRD, no RBAC): then the server stops too, with the reason,
 /// rather than run a replica that can never be ready.
 async fn until_stopped(
+    signals: &mut ShutdownSignals,
     watch: Option<&mut tokio::task::JoinHandle<Result<(), ClusterError>>>,
 ) -> (&'static str, Option<ClusterError>) {
     let watch_failed = async {
@@ -306,7 +322,7 @@ async fn until_stopped(
         }
     };
     tokio::select! {
-        signal = shutdown_signal() => (signal, None),
+        signal = signals.recv() => (signal, None),
         Some(err) = watch_failed => ("watch failure", Some(err)),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{EXIT_USAGE, FlagError, fail, runtime, shutdown_signal};
+use super::{EXIT_USAGE, FlagError, ShutdownSignals, fail, runtime};
 use crate::engine::config;
 use crate::engine::duration::parse_positive;
 use crate::engine::target::WaitTarget;
@@ -83,13 +83,14 @@ impl WaitArgs {
             Err(code) => return code,
         };
         runtime.block_on(async move {
+            let mut signals = ShutdownSignals::install();
             tokio::select! {
                 outcome = wait::run(config) => match outcome {
                     WaitOutcome::Ready => ExitCode::SUCCESS,
                     WaitOutcome::TimedOut(_) => ExitCode::FAILURE,
                     WaitOutcome::NoClient(err) => fail(1, &err),
                 },
-                signal = shutdown_signal() => {
+                signal = signals.recv() => {
                     wait::log(&format!("received {signal}: stopped waiting"));
                     ExitCode::from(EXIT_SIGNALLED)
                 }

@@ -158,6 +158,28 @@ pub async fn raw_tls(addr: SocketAddr, ca: &str) -> TlsStream<TcpStream> {
         .unwrap()
 }
 
+/// Waits for the `100 Continue` the server sends once it has parsed a request head that
+/// carries `expect: 100-continue` and its handler starts reading the body: proof that the
+/// request is in flight on the server's side, not only written by the client.
+pub async fn await_continue(stream: &mut TlsStream<TcpStream>, limit: Duration) {
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => buf.push(byte[0]),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        read.is_ok() && text.starts_with("HTTP/1.1 100"),
+        "expected `HTTP/1.1 100 Continue` within {limit:?}, got {text:?}"
+    );
+}
+
 /// Reads what the server sends until it closes the connection or `limit` passes.
 pub async fn read_response(stream: &mut TlsStream<TcpStream>, limit: Duration) -> String {
     let mut buf = Vec::new();

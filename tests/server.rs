@@ -459,15 +459,24 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
         ..rotated.clone()
     };
     write_secret_volume(server.dir.path(), "v3", &mixed);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the reloader has looked at the broken pair (and counted it), the good
+    // certificate must still be the one served.
+    let failed_reload = "init_injector_certificate_reloads_total{result=\"failure\"} 1";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = metrics(server.running.metrics_addr).await;
+        if metrics.contains(failed_reload) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broken pair was never counted as a failed reload: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         only_new.get(server.url("/healthz")).send().await.is_ok(),
         "a bad pair must not replace a good one"
-    );
-    let metrics = metrics(server.running.metrics_addr).await;
-    assert!(
-        metrics.contains("init_injector_certificate_reloads_total{result=\"failure\"} 1"),
-        "{metrics}"
     );
 
     let server = Arc::into_inner(server).expect("workers are done");
@@ -494,15 +503,21 @@ async fn shutdown_drains_in_flight_requests() {
     }
     let app = server.running.app.clone();
     let shutdown = tokio::spawn(server.running.shutdown());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !app.ready.load(Ordering::Acquire),
-        "readiness drops when shutdown starts"
-    );
-    assert!(
-        tokio::net::TcpStream::connect(addr).await.is_err(),
-        "no new connections once shutdown starts"
-    );
+    // While the five requests wait for their bodies: readiness drops and the listener
+    // closes (polled, as the shutdown task runs when the scheduler gets to it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let ready = app.ready.load(Ordering::Acquire);
+        let accepting = tokio::net::TcpStream::connect(addr).await.is_ok();
+        if !ready && !accepting {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "5 s into shutdown: ready {ready}, accepting new connections {accepting}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for stream in &mut in_flight {
         write_all(stream, &body.as_bytes()[100..]).await;
     }
@@ -552,7 +567,16 @@ async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
         .status()
         .unwrap();
     assert!(status.success());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The rest of the body only once the server has stopped accepting: the request is
+    // then answered in the drain.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     write_all(&mut stream, &body.as_bytes()[10..]).await;
     let answer = read_response(&mut stream, Duration::from_secs(5)).await;
     assert!(

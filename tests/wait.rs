@@ -266,7 +266,15 @@ fn sigterm_stops_it_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(500));
+    // Signalled once it says it is waiting.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    while !log.contains("[3/4] wait-for") {
+        assert!(
+            stderr.read_line(&mut log).unwrap() > 0,
+            "exited before waiting: {log}"
+        );
+    }
     let started = Instant::now();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -278,15 +286,8 @@ fn sigterm_stops_it_at_once() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(status.code(), Some(143));
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    assert!(log.contains("[3/4] wait-for"), "{log}");
+    stderr.read_to_string(&mut log).unwrap();
+    assert_eq!(status.code(), Some(143), "{log}");
     assert!(log.contains("received SIGTERM: stopped waiting"), "{log}");
 }
 

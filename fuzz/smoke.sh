@@ -9,6 +9,11 @@
 # cargo-fuzz drives libFuzzer through unstable rustc flags (-Zsanitizer, coverage
 # instrumentation); RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them, so no
 # nightly toolchain is needed. cargo-fuzz itself is installed when missing.
+#
+# The instrumented build goes to a cache outside the repository (FUZZ_TARGET_DIR, by
+# default ~/.cache/init-injector-fuzz/target), so that a fresh clone rebuilds only this
+# crate and the targets, not the whole instrumented dependency tree (about a quarter of
+# an hour here); the first run on a machine fills it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 seconds=${FUZZ_SECONDS:-20}
@@ -16,6 +21,8 @@ seconds=${FUZZ_SECONDS:-20}
 # time (a finding is then reproducible, not luck); FUZZ_SEED=0 picks a random one.
 seed=${FUZZ_SEED:-1}
 export RUSTC_BOOTSTRAP=1
+target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/init-injector-fuzz/target}
+mkdir -p "$target_dir"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
@@ -31,7 +38,7 @@ done
 fuzz() {
   local target=$1 log status=0
   log=$(mktemp)
-  cargo fuzz run "$@" >"$log" 2>&1 || status=$?
+  cargo fuzz run --target-dir "$target_dir" "$@" >"$log" 2>&1 || status=$?
   grep -E "^stat::number_of_executed_units" "$log" || true
   if [ "$status" -ne 0 ]; then
     tail -60 "$log" >&2
@@ -41,8 +48,8 @@ fuzz() {
   rm -f "$log"
 }
 
-echo "== cargo fuzz build"
-cargo fuzz build
+echo "== cargo fuzz build (into $target_dir)"
+cargo fuzz build --target-dir "$target_dir"
 for target in annotations review inject_yaml; do
   dict=()
   [ -f "dicts/$target.dict" ] && dict=("-dict=dicts/$target.dict")

@@ -13,7 +13,9 @@
 # The instrumented build goes to a cache outside the repository (FUZZ_TARGET_DIR, by
 # default ~/.cache/init-injector-fuzz/target), so that a fresh clone rebuilds only this
 # crate and the targets, not the whole instrumented dependency tree (about a quarter of
-# an hour here); the first run on a machine fills it.
+# an hour here); the first run on a machine fills it. Each clone builds this crate and
+# the targets under a hash of its own path (about 600 MB); only the newest such build is
+# kept, so the cache does not grow by one per clone.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 seconds=${FUZZ_SECONDS:-20}
@@ -48,8 +50,27 @@ fuzz() {
   rm -f "$log"
 }
 
+# Deletes every build of this repository's crates in the cache but the newest.
+prune_older_builds() {
+  local deps name newest hash file
+  deps="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release/deps"
+  for name in libinit_injector init_injector annotations review inject_yaml; do
+    newest=$(ls -t "$deps/$name"-* 2>/dev/null | head -1 || true)
+    [ -n "$newest" ] || continue
+    hash=${newest##*-}
+    hash=${hash%%.*}
+    for file in "$deps/$name"-*; do
+      case $file in
+        *"-$hash" | *"-$hash".*) ;;
+        *) rm -f "$file" ;;
+      esac
+    done
+  done
+}
+
 echo "== cargo fuzz build (into $target_dir)"
 cargo fuzz build --target-dir "$target_dir"
+prune_older_builds
 for target in annotations review inject_yaml; do
   dict=()
   [ -f "dicts/$target.dict" ] && dict=("-dict=dicts/$target.dict")

@@ -31,8 +31,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+targets=(annotations review inject_yaml)
 bash seed.sh
-for target in annotations review inject_yaml; do
+for target in "${targets[@]}"; do
   mkdir -p "regressions/$target"
 done
 
@@ -54,7 +55,7 @@ fuzz() {
 prune_older_builds() {
   local deps name newest hash file
   deps="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release/deps"
-  for name in libinit_injector init_injector annotations review inject_yaml; do
+  for name in libinit_injector init_injector "${targets[@]}"; do
     newest=$(ls -t "$deps/$name"-* 2>/dev/null | head -1 || true)
     [ -n "$newest" ] || continue
     hash=${newest##*-}
@@ -71,7 +72,7 @@ prune_older_builds() {
 echo "== cargo fuzz build (into $target_dir)"
 cargo fuzz build --target-dir "$target_dir"
 prune_older_builds
-for target in annotations review inject_yaml; do
+for target in "${targets[@]}"; do
   dict=()
   [ -f "dicts/$target.dict" ] && dict=("-dict=dicts/$target.dict")
   echo "== $target: the recorded crashes, then ${seconds}s from the corpus"

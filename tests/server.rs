@@ -461,19 +461,17 @@ async fn certificate_rotation_by_symlink_swap_fails_no_request() {
     write_secret_volume(server.dir.path(), "v3", &mixed);
     // Once the reloader has looked at the broken pair (and counted it), the good
     // certificate must still be the one served.
-    let failed_reload = "init_injector_certificate_reloads_total{result=\"failure\"} 1";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), async || {
         let metrics = metrics(server.running.metrics_addr).await;
-        if metrics.contains(failed_reload) {
-            break;
+        if metrics.contains("init_injector_certificate_reloads_total{result=\"failure\"} 1") {
+            Ok(())
+        } else {
+            Err(format!(
+                "the broken pair not counted as a failed reload: {metrics}"
+            ))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the broken pair was never counted as a failed reload: {metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert!(
         only_new.get(server.url("/healthz")).send().await.is_ok(),
         "a bad pair must not replace a good one"
@@ -505,19 +503,18 @@ async fn shutdown_drains_in_flight_requests() {
     let shutdown = tokio::spawn(server.running.shutdown());
     // While the five requests wait for their bodies: readiness drops and the listener
     // closes (polled, as the shutdown task runs when the scheduler gets to it).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually(Duration::from_secs(5), async || {
         let ready = app.ready.load(Ordering::Acquire);
-        let accepting = tokio::net::TcpStream::connect(addr).await.is_ok();
-        if !ready && !accepting {
-            break;
+        let open = accepting(addr).await;
+        if !ready && !open {
+            Ok(())
+        } else {
+            Err(format!(
+                "in shutdown: ready {ready}, accepting new connections {open}"
+            ))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "5 s into shutdown: ready {ready}, accepting new connections {accepting}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     for stream in &mut in_flight {
         write_all(stream, &body.as_bytes()[100..]).await;
     }
@@ -569,14 +566,14 @@ async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
     assert!(status.success());
     // The rest of the body only once the server has stopped accepting: the request is
     // then answered in the drain.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while tokio::net::TcpStream::connect(addr).await.is_ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still accepting 5 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(5), async || {
+        if accepting(addr).await {
+            Err("still accepting after SIGTERM".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
     write_all(&mut stream, &body.as_bytes()[10..]).await;
     let answer = read_response(&mut stream, Duration::from_secs(5)).await;
     assert!(

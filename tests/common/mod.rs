@@ -158,6 +158,24 @@ pub async fn raw_tls(addr: SocketAddr, ca: &str) -> TlsStream<TcpStream> {
         .unwrap()
 }
 
+/// Polls `check` every 20 ms until it says `Ok`; past `limit`, fails with what it said
+/// last.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> Result<(), String>) {
+    let deadline = std::time::Instant::now() + limit;
+    while let Err(state) = check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after {limit:?}: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether a TCP connection to `addr` is accepted.
+pub async fn accepting(addr: SocketAddr) -> bool {
+    TcpStream::connect(addr).await.is_ok()
+}
+
 /// Waits for the `100 Continue` the server sends once it has parsed a request head that
 /// carries `expect: 100-continue` and its handler starts reading the body: proof that the
 /// request is in flight on the server's side, not only written by the client.

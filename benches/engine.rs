@@ -103,6 +103,7 @@ fn review(c: &mut Criterion) {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
         policies: None,
+        answers: None,
     };
     let read = |file| std::fs::read(file).expect("run from the repository root");
     for (name, body) in [

@@ -55,6 +55,7 @@ pub fn review(data: &[u8]) {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
         policies: None,
+        answers: None,
     };
     let Ok(reviewed) = admission::review(data, &config) else {
         return;

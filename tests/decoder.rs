@@ -12,6 +12,7 @@ fn config() -> AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
         policies: None,
+        answers: None,
     }
 }
 

@@ -17,7 +17,10 @@ use crate::engine::patch::PatchJson;
 use crate::engine::policy::select::{NamespaceInfo, Policies};
 use crate::engine::{self, Outcome, PodContext, Skip};
 
+mod answers;
 mod pod;
+use answers::Answer;
+pub use answers::{Answers, DEFAULT_ANSWER_CACHE_BYTES, Scope};
 pub use pod::ReviewedPod;
 
 /// What to do with a pod whose annotations are wrong.
@@ -37,6 +40,9 @@ pub struct AdmissionConfig {
     /// Where the policies in force and the namespaces come from (`serve
     /// --watch-policies`); without it, only the pod's own annotations count.
     pub policies: Option<Arc<dyn PolicySource>>,
+    /// Answers kept for pods reviewed before (`serve --answer-cache-bytes`); `None`
+    /// plans every pod.
+    pub answers: Option<Arc<Answers>>,
 }
 
 /// The InitPolicies in force and the namespaces pods are created in, as last seen. The
@@ -77,6 +83,15 @@ impl Decision {
     }
 }
 
+/// Whether a review's answer came from [`Answers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The answer to an earlier pod like this one.
+    Hit,
+    /// Planned, and kept for the next pod like it.
+    Miss,
+}
+
 /// A review that could not be read at all; no uid is known to answer it with.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
@@ -105,15 +120,19 @@ pub struct Reviewed {
     pub name: String,
     /// Why the pod was refused, or empty.
     pub message: String,
+    /// Whether the answer came from [`AdmissionConfig::answers`]; `None` when it was not
+    /// looked up (no cache, or a request the webhook allows untouched).
+    pub lookup: Option<Lookup>,
 }
 
 /// Answers one AdmissionReview.
 ///
-/// The object is decoded straight into a typed Pod ([`ReviewedPod`]: the spec and the
-/// metadata the engine reads), the fast path every real pod takes. When that fails, the
+/// The object is decoded straight into a [`ReviewedPod`] (the metadata the engine reads,
+/// and the spec's text), the fast path every real pod takes. When that fails, the
 /// review is decoded again untyped, so that a review the webhook should not touch is
 /// still allowed, and one that names a pod but carries something else is refused with
-/// the decoder's reason.
+/// the decoder's reason. A pod's answer is looked up in [`AdmissionConfig::answers`]
+/// before its spec is decoded and planned.
 ///
 /// The body is checked as UTF-8 once, whole, and then decoded as text: decoded from
 /// bytes, serde_json checks each string on its own, and a pod's hundreds of short
@@ -128,10 +147,15 @@ pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewE
     match typed {
         Ok(review) => Ok(answer(into_request(review)?, |request| {
             match &request.object {
-                Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), config),
+                Some(pod) => decide_cached(request, pod, config),
                 None => (
-                    AdmissionResponse::from(request).deny("the CREATE request carries no object"),
-                    Decision::Invalid,
+                    Arc::new(Answer::new(
+                        &AdmissionResponse::from(request)
+                            .deny("the CREATE request carries no object"),
+                        Decision::Invalid,
+                        None,
+                    )),
+                    None,
                 ),
             }
         })),
@@ -140,12 +164,71 @@ pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewE
                 serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
             Ok(answer(into_request(review)?, |request| {
                 let reason = format!("the object is not a valid v1 Pod: {typed_error}");
+                let response = AdmissionResponse::from(request).deny(reason);
                 (
-                    AdmissionResponse::from(request).deny(reason),
-                    Decision::Invalid,
+                    Arc::new(Answer::new(&response, Decision::Invalid, None)),
+                    None,
                 )
             }))
         }
+    }
+}
+
+/// The answer for `pod`: kept from an earlier pod with the same inputs, or decided and
+/// kept for the next one.
+fn decide_cached(
+    request: &AdmissionRequest<ReviewedPod>,
+    pod: &ReviewedPod,
+    config: &AdmissionConfig,
+) -> (Arc<Answer>, Option<Lookup>) {
+    // One snapshot per review: the key and the plan must see the same one.
+    let scope = config.policies.as_ref().map(|source| {
+        let name = request.namespace.clone().unwrap_or_default();
+        let namespace = source
+            .namespace(&name)
+            .unwrap_or_else(|| NamespaceInfo::unseen(name));
+        (namespace, source.policies())
+    });
+    let spec_text = pod.spec.as_deref().map(serde_json::value::RawValue::get);
+    let cached = config.answers.as_ref().map(|answers| {
+        let key = answers::key(
+            request.namespace.as_deref(),
+            &pod.metadata,
+            spec_text,
+            scope.as_ref(),
+        );
+        (answers, key)
+    });
+    if let Some((answers, key)) = &cached
+        && let Some(hit) = answers.get(key)
+    {
+        return (hit, Some(Lookup::Hit));
+    }
+    let (response, decision) = match pod.decode_spec() {
+        Ok(spec) => decide(
+            request,
+            &pod.metadata,
+            spec.as_ref(),
+            scope.as_ref(),
+            config,
+        ),
+        Err(error) => (
+            AdmissionResponse::from(request)
+                .deny(format!("the object is not a valid v1 Pod: {error}")),
+            Decision::Invalid,
+        ),
+    };
+    let answer = Arc::new(Answer::new(
+        &response,
+        decision,
+        scope.map(|(_, policies)| policies),
+    ));
+    match cached {
+        Some((answers, key)) => {
+            answers.insert(key, answer.clone());
+            (answer, Some(Lookup::Miss))
+        }
+        None => (answer, None),
     }
 }
 
@@ -176,13 +259,20 @@ fn skip_reason<T: Resource>(request: &AdmissionRequest<T>) -> Option<Decision> {
 }
 
 /// Answers `request`: allowed untouched when [`skip_reason`] says so, else as `decide`
-/// says; then encoded, with what the logs need.
+/// says; then encoded for the request's uid, with what the logs need.
 fn answer<T: Resource>(
     request: AdmissionRequest<T>,
-    decide: impl FnOnce(&AdmissionRequest<T>) -> (AdmissionResponse, Decision),
+    decide: impl FnOnce(&AdmissionRequest<T>) -> (Arc<Answer>, Option<Lookup>),
 ) -> Reviewed {
-    let (response, decision) = match skip_reason(&request) {
-        Some(decision) => (AdmissionResponse::from(&request), decision),
+    let (answer, lookup) = match skip_reason(&request) {
+        Some(decision) => (
+            Arc::new(Answer::new(
+                &AdmissionResponse::from(&request),
+                decision,
+                None,
+            )),
+            None,
+        ),
         None => decide(&request),
     };
     let meta = request.object.as_ref().map(Resource::meta);
@@ -191,15 +281,14 @@ fn answer<T: Resource>(
         meta.and_then(|m| m.generate_name.as_deref()),
     )
     .unwrap_or_else(|| request.name.clone());
-    let message = response.result.message.clone();
-    let body = encode(&response);
     Reviewed {
-        body,
-        decision,
+        body: assemble(&request.uid, &answer.tail),
+        decision: answer.decision.clone(),
         uid: request.uid.clone(),
         namespace: request.namespace.clone().unwrap_or_default(),
         name,
-        message,
+        message: answer.message.clone(),
+        lookup,
     }
 }
 
@@ -219,19 +308,34 @@ fn answer<T: Resource>(
 /// other fields go through serde_json as they would inside a derived struct; a test
 /// holds the bytes equal to that struct's serialization (`WireReview` below).
 pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
+    assemble(&response.uid, &encode_tail(response))
+}
+
+/// What [`encode`] writes before the uid.
+const HEAD: &[u8] =
+    br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#;
+
+fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("an AdmissionReview always serializes");
+}
+
+/// The encoded AdmissionReview for `uid` whose bytes after the uid are `tail`.
+fn assemble(uid: &str, tail: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEAD.len() + uid.len() + 2 + tail.len());
+    out.extend_from_slice(HEAD);
+    put(&mut out, uid);
+    out.extend_from_slice(tail);
+    out
+}
+
+/// [`encode`]'s bytes after the uid: the same for every request that gets this answer.
+fn encode_tail(response: &AdmissionResponse) -> Vec<u8> {
     use base64::Engine;
-    fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-        serde_json::to_writer(out, value).expect("an AdmissionReview always serializes");
-    }
     let base64 = &base64::engine::general_purpose::STANDARD;
     let patch_len = response.patch.as_ref().map_or(0, |patch| {
         base64::encoded_len(patch.len(), true).expect("a patch is far below usize::MAX")
     });
     let mut out = Vec::with_capacity(patch_len + 1024);
-    out.extend_from_slice(
-        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
-    );
-    put(&mut out, &response.uid);
     out.extend_from_slice(br#","allowed":"#);
     put(&mut out, &response.allowed);
     out.extend_from_slice(br#","status":"#);
@@ -267,6 +371,7 @@ fn decide(
     request: &AdmissionRequest<ReviewedPod>,
     meta: &ObjectMeta,
     spec: Option<&PodSpec>,
+    scope: Option<&Scope>,
     config: &AdmissionConfig,
 ) -> (AdmissionResponse, Decision) {
     let allowed = AdmissionResponse::from(request);
@@ -274,14 +379,7 @@ fn decide(
         return (allowed.deny("the pod has no spec"), Decision::Invalid);
     };
     let pod = PodContext::new(meta, spec, &config.engine);
-    let scope = config.policies.as_ref().map(|source| {
-        let name = request.namespace.clone().unwrap_or_default();
-        let namespace = source
-            .namespace(&name)
-            .unwrap_or_else(|| NamespaceInfo::unseen(name));
-        (namespace, source.policies())
-    });
-    let pod = match &scope {
+    let pod = match scope {
         Some((namespace, policies)) => pod.in_scope(namespace, policies),
         None => pod,
     };

@@ -1,5 +1,6 @@
 //! The Pod as a review reads it: the metadata the engine and the logs look at, and the
-//! whole spec.
+//! spec's text, decoded only when the answer is not kept from an earlier pod
+//! ([`super::Answers`]).
 //!
 //! The API server sends the full object, and a stored or server-side-applied pod carries
 //! `managedFields` (free-form JSON, decoded by k8s-openapi into `serde_json::Value`
@@ -14,15 +15,30 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::Resource;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// A Pod with only the metadata a review reads: name, generateName, namespace, labels
 /// and annotations. `apiVersion` and `kind`, when present, must say `v1` `Pod`, as
 /// k8s-openapi's own decoder requires.
+///
+/// Decode it with serde_json from text or bytes: the spec is kept as the text it was
+/// sent as, which no other deserializer can give.
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "Wire")]
 pub struct ReviewedPod {
     pub metadata: ObjectMeta,
-    pub spec: Option<PodSpec>,
+    /// The spec as sent, checked as JSON; [`ReviewedPod::decode_spec`] decodes it.
+    pub spec: Option<Box<RawValue>>,
+}
+
+impl ReviewedPod {
+    /// The spec as k8s-openapi's `PodSpec`; an error says what in it is not one.
+    pub fn decode_spec(&self) -> Result<Option<PodSpec>, serde_json::Error> {
+        self.spec
+            .as_deref()
+            .map(|raw| serde_json::from_str(raw.get()))
+            .transpose()
+    }
 }
 
 #[derive(Deserialize)]
@@ -32,7 +48,7 @@ struct Wire {
     kind: Option<String>,
     #[serde(default)]
     metadata: Meta,
-    spec: Option<PodSpec>,
+    spec: Option<Box<RawValue>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -115,9 +131,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// As the webhook decodes it: from text (the spec's text cannot come from a `Value`).
+    fn decode(object: serde_json::Value) -> Result<ReviewedPod, serde_json::Error> {
+        serde_json::from_str(&object.to_string())
+    }
+
     #[test]
     fn reads_what_the_engine_reads_and_skips_the_rest() {
-        let pod: ReviewedPod = serde_json::from_value(json!({
+        let pod = decode(json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -140,7 +161,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(pod.metadata, full.metadata);
-        assert_eq!(pod.spec, full.spec);
+        assert_eq!(pod.decode_spec().unwrap(), full.spec);
     }
 
     #[test]
@@ -150,8 +171,9 @@ mod tests {
             ("apiVersion", "apps/v1", "expected v1"),
         ] {
             let object = json!({field: value, "spec": {"containers": []}});
-            let ours = serde_json::from_value::<ReviewedPod>(object.clone()).unwrap_err();
+            let ours = decode(object.clone()).unwrap_err();
             let theirs = serde_json::from_value::<Pod>(object).unwrap_err();
+            // serde_json gives no position for an error made after the object is read.
             assert_eq!(ours.to_string(), theirs.to_string());
             assert!(ours.to_string().contains(expected), "{ours}");
         }
@@ -160,7 +182,7 @@ mod tests {
     #[test]
     fn bad_metadata_the_engine_reads_is_an_error() {
         let object = json!({"metadata": {"annotations": {"a": 1}}});
-        let error = serde_json::from_value::<ReviewedPod>(object).unwrap_err();
+        let error = decode(object).unwrap_err();
         assert!(
             error.to_string().contains("invalid type: integer"),
             "{error}"

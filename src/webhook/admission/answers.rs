@@ -8,7 +8,7 @@
 //! differs from one replica to the next.
 //!
 //! The key is everything the answer depends on, as bytes: the spec exactly as the API
-//! server wrote it, the metadata the engine reads (name, generateName, namespace,
+//! server wrote it (compact JSON, the same text for the same pod), the metadata the engine reads (name, generateName, namespace,
 //! labels, annotations), the request's namespace, and with `--watch-policies` the
 //! namespace as last seen and the policy snapshot in force. Keys are compared whole, so
 //! a hit is the answer the engine would give. The engine's own settings are fixed for
@@ -38,7 +38,7 @@ pub const SHARDS: usize = 4;
 
 /// Answers by what they depend on; see the module's documentation.
 pub struct Answers {
-    cache: quick_cache::sync::Cache<Box<[u8]>, Arc<Answer>, ByBytes>,
+    cache: quick_cache::sync::Cache<Vec<u8>, Arc<Answer>, ByBytes>,
 }
 
 impl std::fmt::Debug for Answers {
@@ -82,7 +82,7 @@ impl Answers {
     }
 
     pub(super) fn insert(&self, key: Vec<u8>, answer: Arc<Answer>) {
-        self.cache.insert(key.into_boxed_slice(), answer);
+        self.cache.insert(key, answer);
     }
 
     /// Entries held.
@@ -100,13 +100,13 @@ impl Answers {
     }
 }
 
-/// An entry weighs its key and its answer.
+/// An entry weighs its key (as allocated) and its answer.
 #[derive(Clone)]
 struct ByBytes;
 
-impl Weighter<Box<[u8]>, Arc<Answer>> for ByBytes {
-    fn weight(&self, key: &Box<[u8]>, answer: &Arc<Answer>) -> u64 {
-        (key.len() + answer.weight()) as u64
+impl Weighter<Vec<u8>, Arc<Answer>> for ByBytes {
+    fn weight(&self, key: &Vec<u8>, answer: &Arc<Answer>) -> u64 {
+        (key.capacity() + answer.weight()) as u64
     }
 }
 
@@ -141,7 +141,7 @@ impl Answer {
     /// What the entry costs beyond its key: its bytes and a fixed allowance for the
     /// allocations and the cache's bookkeeping.
     fn weight(&self) -> usize {
-        self.tail.len() + self.message.len() + std::mem::size_of::<Answer>() + 64
+        self.tail.capacity() + self.message.capacity() + std::mem::size_of::<Answer>() + 64
     }
 }
 

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Resource};
+use serde_json::value::RawValue;
 
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
@@ -140,14 +141,41 @@ pub struct Reviewed {
 /// decoded from bytes: refused with serde_json's reason, or read when the bytes that are
 /// not UTF-8 sit in a field the decoder skips (`tests/fuzz_regressions.rs`).
 pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
+    match &config.answers {
+        Some(answers) => review_as(body, |request, pod: &ReviewedPod<&RawValue>| {
+            decide_cached(request, pod, answers, config)
+        }),
+        None => review_as(body, |request, pod: &ReviewedPod<PodSpec>| {
+            let scope = scope(request, config);
+            let (response, decision) = decide(
+                request,
+                &pod.metadata,
+                pod.spec.as_ref(),
+                scope.as_ref(),
+                config,
+            );
+            (Arc::new(Answer::new(&response, decision, None)), None)
+        }),
+    }
+}
+
+/// [`review`] with the pod's spec decoded as `S`: k8s-openapi's `PodSpec`, or its text
+/// when the answer may have been kept.
+fn review_as<'a, S: serde::Deserialize<'a>>(
+    body: &'a [u8],
+    decide: impl FnOnce(
+        &AdmissionRequest<ReviewedPod<S>>,
+        &ReviewedPod<S>,
+    ) -> (Arc<Answer>, Option<Lookup>),
+) -> Result<Reviewed, ReviewError> {
     let typed = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str::<AdmissionReview<ReviewedPod>>(text),
-        Err(_) => serde_json::from_slice::<AdmissionReview<ReviewedPod>>(body),
+        Ok(text) => serde_json::from_str::<AdmissionReview<ReviewedPod<S>>>(text),
+        Err(_) => serde_json::from_slice::<AdmissionReview<ReviewedPod<S>>>(body),
     };
     match typed {
         Ok(review) => Ok(answer(into_request(review)?, |request| {
             match &request.object {
-                Some(pod) => decide_cached(request, pod, config),
+                Some(pod) => decide(request, pod),
                 None => (
                     Arc::new(Answer::new(
                         &AdmissionResponse::from(request)
@@ -174,34 +202,34 @@ pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewE
     }
 }
 
-/// The answer for `pod`: kept from an earlier pod with the same inputs, or decided and
-/// kept for the next one.
-fn decide_cached(
-    request: &AdmissionRequest<ReviewedPod>,
-    pod: &ReviewedPod,
-    config: &AdmissionConfig,
-) -> (Arc<Answer>, Option<Lookup>) {
-    // One snapshot per review: the key and the plan must see the same one.
-    let scope = config.policies.as_ref().map(|source| {
+/// The namespace as last seen and the policies in force, when there is a source: one
+/// snapshot per review, so that the key and the plan see the same one.
+fn scope<T: Resource>(request: &AdmissionRequest<T>, config: &AdmissionConfig) -> Option<Scope> {
+    config.policies.as_ref().map(|source| {
         let name = request.namespace.clone().unwrap_or_default();
         let namespace = source
             .namespace(&name)
             .unwrap_or_else(|| NamespaceInfo::unseen(name));
         (namespace, source.policies())
-    });
-    let spec_text = pod.spec.as_deref().map(serde_json::value::RawValue::get);
-    let cached = config.answers.as_ref().map(|answers| {
-        let key = answers::key(
-            request.namespace.as_deref(),
-            &pod.metadata,
-            spec_text,
-            scope.as_ref(),
-        );
-        (answers, key)
-    });
-    if let Some((answers, key)) = &cached
-        && let Some(hit) = answers.get(key)
-    {
+    })
+}
+
+/// The answer for `pod`: kept from an earlier pod with the same inputs, or decided and
+/// kept for the next one.
+fn decide_cached(
+    request: &AdmissionRequest<ReviewedPod<&RawValue>>,
+    pod: &ReviewedPod<&RawValue>,
+    answers: &Answers,
+    config: &AdmissionConfig,
+) -> (Arc<Answer>, Option<Lookup>) {
+    let scope = scope(request, config);
+    let key = answers::key(
+        request.namespace.as_deref(),
+        &pod.metadata,
+        pod.spec.map(RawValue::get),
+        scope.as_ref(),
+    );
+    if let Some(hit) = answers.get(&key) {
         return (hit, Some(Lookup::Hit));
     }
     let (response, decision) = match pod.decode_spec() {
@@ -223,13 +251,8 @@ fn decide_cached(
         decision,
         scope.map(|(_, policies)| policies),
     ));
-    match cached {
-        Some((answers, key)) => {
-            answers.insert(key, answer.clone());
-            (answer, Some(Lookup::Miss))
-        }
-        None => (answer, None),
-    }
+    answers.insert(key, answer.clone());
+    (answer, Some(Lookup::Miss))
 }
 
 fn into_request<T: Resource>(
@@ -367,8 +390,8 @@ fn encode_tail(response: &AdmissionResponse) -> Vec<u8> {
     out
 }
 
-fn decide(
-    request: &AdmissionRequest<ReviewedPod>,
+fn decide<S>(
+    request: &AdmissionRequest<ReviewedPod<S>>,
     meta: &ObjectMeta,
     spec: Option<&PodSpec>,
     scope: Option<&Scope>,

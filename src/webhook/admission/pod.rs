@@ -21,34 +21,34 @@ use serde_json::value::RawValue;
 /// and annotations. `apiVersion` and `kind`, when present, must say `v1` `Pod`, as
 /// k8s-openapi's own decoder requires.
 ///
-/// Decode it with serde_json from text or bytes: the spec is kept as the text it was
-/// sent as, which no other deserializer can give.
+/// The spec is an `S`: k8s-openapi's `PodSpec`, or, where the answer may have been kept
+/// ([`super::Answers`]), the spec's text as sent (`&RawValue`, borrowed from the body;
+/// only serde_json's own deserializer gives it, from text or bytes), which
+/// [`ReviewedPod::decode_spec`] decodes on a miss.
 #[derive(Debug, Deserialize)]
-#[serde(try_from = "Wire")]
-pub struct ReviewedPod {
+#[serde(try_from = "Wire<S>", bound(deserialize = "S: Deserialize<'de>"))]
+pub struct ReviewedPod<S> {
     pub metadata: ObjectMeta,
-    /// The spec as sent, checked as JSON; [`ReviewedPod::decode_spec`] decodes it.
-    pub spec: Option<Box<RawValue>>,
+    pub spec: Option<S>,
 }
 
-impl ReviewedPod {
+impl ReviewedPod<&RawValue> {
     /// The spec as k8s-openapi's `PodSpec`; an error says what in it is not one.
     pub fn decode_spec(&self) -> Result<Option<PodSpec>, serde_json::Error> {
         self.spec
-            .as_deref()
             .map(|raw| serde_json::from_str(raw.get()))
             .transpose()
     }
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Wire {
+#[serde(rename_all = "camelCase", bound(deserialize = "S: Deserialize<'de>"))]
+struct Wire<S> {
     api_version: Option<String>,
     kind: Option<String>,
     #[serde(default)]
     metadata: Meta,
-    spec: Option<Box<RawValue>>,
+    spec: Option<S>,
 }
 
 #[derive(Default, Deserialize)]
@@ -69,10 +69,10 @@ struct WrongType {
     expected: &'static str,
 }
 
-impl TryFrom<Wire> for ReviewedPod {
+impl<S> TryFrom<Wire<S>> for ReviewedPod<S> {
     type Error = WrongType;
 
-    fn try_from(wire: Wire) -> Result<Self, WrongType> {
+    fn try_from(wire: Wire<S>) -> Result<Self, WrongType> {
         use k8s_openapi::Resource as _;
         let expect = |found: Option<String>, expected: &'static str| match found {
             Some(found) if found != expected => Err(WrongType { found, expected }),
@@ -102,7 +102,7 @@ impl TryFrom<Wire> for ReviewedPod {
 }
 
 /// The same resource as [`Pod`], so that kube's admission types carry it.
-impl Resource for ReviewedPod {
+impl<S> Resource for ReviewedPod<S> {
     type DynamicType = ();
     type Scope = k8s_openapi::NamespaceResourceScope;
 
@@ -131,14 +131,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// As the webhook decodes it: from text (the spec's text cannot come from a `Value`).
-    fn decode(object: serde_json::Value) -> Result<ReviewedPod, serde_json::Error> {
-        serde_json::from_str(&object.to_string())
+    /// Why `object` is not a [`ReviewedPod`], decoded as the webhook decodes it: from
+    /// text (the spec's text cannot come from a `Value`).
+    fn decode_error(object: serde_json::Value) -> serde_json::Error {
+        let text = object.to_string();
+        serde_json::from_str::<ReviewedPod<&RawValue>>(&text).unwrap_err()
     }
 
     #[test]
     fn reads_what_the_engine_reads_and_skips_the_rest() {
-        let pod = decode(json!({
+        let text = json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -150,8 +152,10 @@ mod tests {
             },
             "spec": {"containers": [{"name": "app", "image": "app:1"}]},
             "status": {"phase": "Pending"},
-        }))
-        .unwrap();
+        })
+        .to_string();
+        let pod: ReviewedPod<&RawValue> = serde_json::from_str(&text).unwrap();
+        let typed: ReviewedPod<PodSpec> = serde_json::from_str(&text).unwrap();
         let full: Pod = serde_json::from_value(json!({
             "metadata": {
                 "name": "web", "generateName": "web-", "namespace": "shop",
@@ -162,6 +166,8 @@ mod tests {
         .unwrap();
         assert_eq!(pod.metadata, full.metadata);
         assert_eq!(pod.decode_spec().unwrap(), full.spec);
+        assert_eq!(typed.metadata, full.metadata);
+        assert_eq!(typed.spec, full.spec);
     }
 
     #[test]
@@ -171,7 +177,7 @@ mod tests {
             ("apiVersion", "apps/v1", "expected v1"),
         ] {
             let object = json!({field: value, "spec": {"containers": []}});
-            let ours = decode(object.clone()).unwrap_err();
+            let ours = decode_error(object.clone());
             let theirs = serde_json::from_value::<Pod>(object).unwrap_err();
             // serde_json gives no position for an error made after the object is read.
             assert_eq!(ours.to_string(), theirs.to_string());
@@ -182,7 +188,7 @@ mod tests {
     #[test]
     fn bad_metadata_the_engine_reads_is_an_error() {
         let object = json!({"metadata": {"annotations": {"a": 1}}});
-        let error = decode(object).unwrap_err();
+        let error = decode_error(object);
         assert!(
             error.to_string().contains("invalid type: integer"),
             "{error}"

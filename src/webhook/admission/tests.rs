@@ -68,11 +68,10 @@ fn derived_encode(response: &AdmissionResponse) -> Vec<u8> {
 #[test]
 fn encode_writes_the_derived_wire_form() {
     let body = include_bytes!("../../../examples/review.json");
-    let decoded: AdmissionReview<ReviewedPod> = serde_json::from_slice(body).unwrap();
-    let request: AdmissionRequest<ReviewedPod> = decoded.try_into().unwrap();
+    let decoded: AdmissionReview<ReviewedPod<PodSpec>> = serde_json::from_slice(body).unwrap();
+    let request: AdmissionRequest<ReviewedPod<PodSpec>> = decoded.try_into().unwrap();
     let pod = request.object.as_ref().unwrap();
-    let spec = pod.decode_spec().unwrap();
-    let (mutated, _) = decide(&request, &pod.metadata, spec.as_ref(), None, &config());
+    let (mutated, _) = decide(&request, &pod.metadata, pod.spec.as_ref(), None, &config());
     assert!(mutated.patch.is_some() && !mutated.audit_annotations.is_empty());
     let mut warned = AdmissionResponse::from(&request);
     warned.warnings = Some(vec!["a \"quoted\" warning\n".into(), "second".into()]);
@@ -96,15 +95,14 @@ fn encode_writes_the_derived_wire_form() {
 fn wire_patch_equals_kube_patch_equals_engine_patch() {
     use base64::Engine;
     let body = include_bytes!("../../../examples/review.json");
-    let review: AdmissionReview<ReviewedPod> = serde_json::from_slice(body).unwrap();
-    let request: AdmissionRequest<ReviewedPod> = review.try_into().unwrap();
+    let review: AdmissionReview<ReviewedPod<PodSpec>> = serde_json::from_slice(body).unwrap();
+    let request: AdmissionRequest<ReviewedPod<PodSpec>> = review.try_into().unwrap();
     let pod = request.object.as_ref().unwrap();
-    let spec = pod.decode_spec().unwrap();
-    let (response, decision) = decide(&request, &pod.metadata, spec.as_ref(), None, &config());
+    let (response, decision) = decide(&request, &pod.metadata, pod.spec.as_ref(), None, &config());
     assert!(matches!(decision, Decision::Mutated { .. }));
 
     let engine_config = config().engine;
-    let pod = PodContext::new(&pod.metadata, spec.as_ref().unwrap(), &engine_config);
+    let pod = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
     let Ok(Outcome::Injected(injection)) =
         engine::plan_injection_with(&pod, |ops, _| serde_json::to_value(&ops).unwrap())
     else {

@@ -96,21 +96,13 @@ fn bench(c: &mut Criterion) {
 criterion_group!(benches, bench, review);
 criterion_main!(benches);
 
-/// A whole review as the server answers it: decode, decide, patch, encode; planned
-/// (no answer cache), and answered from the cache (`cached/`, the same pod again).
+/// A whole review as the server answers it: decode, decide, patch, encode.
 fn review(c: &mut Criterion) {
-    use init_injector::webhook::admission::{
-        AdmissionConfig, Answers, DEFAULT_ANSWER_CACHE_BYTES, OnInvalid, review,
-    };
+    use init_injector::webhook::admission::{AdmissionConfig, OnInvalid, review};
     let config = AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
         policies: None,
-        answers: None,
-    };
-    let cached = AdmissionConfig {
-        answers: Answers::new(DEFAULT_ANSWER_CACHE_BYTES).map(std::sync::Arc::new),
-        ..config.clone()
     };
     let read = |file| std::fs::read(file).expect("run from the repository root");
     for (name, body) in [
@@ -123,9 +115,6 @@ fn review(c: &mut Criterion) {
     ] {
         c.bench_function(&format!("review/{name}"), |b| {
             b.iter(|| review(black_box(&body), &config).unwrap())
-        });
-        c.bench_function(&format!("review/cached/{name}"), |b| {
-            b.iter(|| review(black_box(&body), &cached).unwrap())
         });
     }
 }

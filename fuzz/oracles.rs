@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use init_injector::engine::config::{DEFAULT_PREFIX, EngineConfig};
-use init_injector::webhook::admission::{
-    self, AdmissionConfig, Answers, DEFAULT_ANSWER_CACHE_BYTES, OnInvalid,
-};
+use init_injector::webhook::admission::{self, AdmissionConfig, OnInvalid};
 use serde_json::Value;
 
 /// The annotation parser over `key=value` lines. A key without `/` is put under the
@@ -50,33 +48,15 @@ pub fn annotations(data: &[u8]) {
 /// The AdmissionReview decoder and the engine behind it, as `serve` calls them.
 ///
 /// Checks: an answer is a JSON AdmissionReview for the same uid; a patch applies to the
-/// object it was made for; reviewing the patched object again (what the API server's
-/// reinvocation does) admits it with no patch at all; and through an answer cache shared
-/// by every input of the run, the answer is byte for byte the one planning gives, so no
-/// two inputs the engine would answer differently ever share a key (refusals of a spec
-/// that is not a PodSpec compare by decision).
+/// object it was made for; and reviewing the patched object again (what the API server's
+/// reinvocation does) admits it with no patch at all.
 pub fn review(data: &[u8]) {
     let config = AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
         policies: None,
-        answers: None,
     };
-    let planned = admission::review(data, &config);
-    let cached = admission::review(data, cached_config());
-    match (&planned, &cached) {
-        (Ok(planned), Ok(cached)) => {
-            assert_eq!(planned.decision, cached.decision);
-            // A spec that is not a PodSpec is refused on both paths; serde's position in
-            // the message counts from the body on one and from the spec on the other.
-            if planned.decision != admission::Decision::Invalid {
-                assert_eq!(planned.body, cached.body, "the cached answer differs");
-            }
-        }
-        (Err(_), Err(_)) => {}
-        _ => panic!("only one of planned and cached answers: {planned:?} / {cached:?}"),
-    }
-    let Ok(reviewed) = planned else {
+    let Ok(reviewed) = admission::review(data, &config) else {
         return;
     };
     let Some(patched) = check_answer(data, &reviewed.body, &reviewed.uid) else {
@@ -95,17 +75,6 @@ pub fn review(data: &[u8]) {
         "reinvocation on the patched pod patches again: {:?}, {body}",
         again.decision
     );
-}
-
-/// `review`'s settings with an answer cache that lives as long as the fuzzing process.
-fn cached_config() -> &'static AdmissionConfig {
-    static CONFIG: std::sync::OnceLock<AdmissionConfig> = std::sync::OnceLock::new();
-    CONFIG.get_or_init(|| AdmissionConfig {
-        engine: EngineConfig::default(),
-        on_invalid: OnInvalid::Deny,
-        policies: None,
-        answers: Answers::new(DEFAULT_ANSWER_CACHE_BYTES).map(std::sync::Arc::new),
-    })
 }
 
 /// Checks one answer to `request`; returns the request with its object patched when

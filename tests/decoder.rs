@@ -12,7 +12,6 @@ fn config() -> AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
         policies: None,
-        answers: None,
     }
 }
 

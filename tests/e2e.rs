@@ -13,7 +13,7 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
 mod common;
@@ -154,54 +154,22 @@ async fn deployment_pods_made_by_the_controllers_are_mutated() {
         .unwrap();
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let replicas = |count: usize| {
-        let pods = pods.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let list = pods
-                    .list(&ListParams::default().labels("app=shop"))
-                    .await
-                    .unwrap();
-                if list.items.len() >= count {
-                    break list.items;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the controllers made {} of {count} pods",
-                    list.items.len()
-                );
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let made = loop {
+        let list = pods
+            .list(&ListParams::default().labels("app=shop"))
+            .await
+            .unwrap();
+        if list.items.len() >= 2 {
+            break list.items;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the controllers made {} pods",
+            list.items.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    replicas(2).await;
-    // A third replica, made once the first two were answered: the API server sends it
-    // as it sent them, so its answer is the one kept for them.
-    Api::<Deployment>::namespaced(client.clone(), &ns)
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": 3}})),
-        )
-        .await
-        .unwrap();
-    let made = replicas(3).await;
-    let log = std::fs::read_to_string(&webhook.log_path).unwrap();
-    let reviews: Vec<Value> = log
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|entry| entry["message"] == "review")
-        .collect();
-    assert!(reviews.len() >= 3, "{log}");
-    let hits = reviews
-        .iter()
-        .filter(|review| review["cached"] == true)
-        .count();
-    assert!(hits >= 1, "no replica was answered from the cache:\n{log}");
-    for review in &reviews {
-        assert_eq!(review["decision"], "mutated", "{log}");
-    }
     for pod in made {
         assert_eq!(
             init_names(&pod),

@@ -315,27 +315,6 @@ fn policies_and_every_pod_filter_render_what_they_say() {
 }
 
 /// NOTES.txt as `helm install --dry-run` prints it (helm renders NOTES only on install).
-/// The answer cache's size reaches `serve` as the integer it was given (a large number
-/// in values is a float to Helm, which would print it as 8.388608e+06), and 0 turns it off.
-#[test]
-fn the_answer_cache_size_reaches_serve_as_given() {
-    let flag = |extra: &[&str]| {
-        webhook_args(&template(extra))
-            .into_iter()
-            .filter(|arg| arg.starts_with("--answer-cache-bytes"))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(flag(&[]), ["--answer-cache-bytes=1048576"]);
-    assert_eq!(
-        flag(&["--set", "answerCacheBytes=8388608"]),
-        ["--answer-cache-bytes=8388608"]
-    );
-    assert_eq!(
-        flag(&["--set", "answerCacheBytes=0"]),
-        ["--answer-cache-bytes=0"]
-    );
-}
-
 fn notes(values: &[&str]) -> String {
     let mut args = vec![
         "install",
@@ -378,7 +357,7 @@ fn notes_warn_when_policies_reach_only_annotated_pods() {
 #[test]
 fn the_schema_refuses_bad_values_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(Value, &str); 10] = [
+    let cases: [(Value, &str); 8] = [
         (json!({"replicaCount": "two"}), "/replicaCount"),
         (json!({"bogus": 1}), "'bogus' not allowed"),
         (
@@ -402,8 +381,6 @@ fn the_schema_refuses_bad_values_naming_them() {
             "/webhook/podFilter",
         ),
         (json!({"policies": {"enabled": "yes"}}), "/policies/enabled"),
-        (json!({"answerCacheBytes": -1}), "/answerCacheBytes"),
-        (json!({"answerCacheBytes": "1Mi"}), "/answerCacheBytes"),
     ];
     for (index, (values, expected)) in cases.iter().enumerate() {
         let file = values_file(dir.path(), &format!("bad-{index}.json"), values);

@@ -53,7 +53,6 @@ fn a_body_the_decoder_reads_but_is_not_strict_json_is_answered() {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,
         policies: None,
-        answers: None,
     };
     for name in [
         "invalid-utf8-in-unknown-field.json",

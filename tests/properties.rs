@@ -8,9 +8,6 @@ use init_injector::engine::config::EngineConfig;
 use init_injector::engine::names::is_dns1123_label;
 use init_injector::engine::patch::PatchJson;
 use init_injector::engine::{Outcome, PodContext, plan_injection, plan_injection_with};
-use init_injector::webhook::admission::{
-    self, AdmissionConfig, Answers, DEFAULT_ANSWER_CACHE_BYTES, Lookup, OnInvalid,
-};
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
@@ -166,53 +163,8 @@ fn both_patch_forms(pod: &Pod) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((json.patch.bytes, operations.patch))
 }
 
-/// `examples/review.json` carrying `pod`, with request uid `uid`.
-fn review_of(pod: &Pod, uid: &str) -> Vec<u8> {
-    let mut review: serde_json::Value =
-        serde_json::from_str(&common::example("review.json")).unwrap();
-    review["request"]["uid"] = uid.into();
-    review["request"]["object"] = serde_json::to_value(pod).unwrap();
-    serde_json::to_vec(&review).unwrap()
-}
-
-/// One answer cache for every generated pod, so that pods answer each other's lookups.
-fn shared_cache() -> &'static AdmissionConfig {
-    static CONFIG: std::sync::OnceLock<AdmissionConfig> = std::sync::OnceLock::new();
-    CONFIG.get_or_init(|| AdmissionConfig {
-        answers: Answers::new(DEFAULT_ANSWER_CACHE_BYTES).map(std::sync::Arc::new),
-        ..uncached()
-    })
-}
-
-fn uncached() -> AdmissionConfig {
-    AdmissionConfig {
-        engine: EngineConfig::default(),
-        on_invalid: OnInvalid::Deny,
-        policies: None,
-        answers: None,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
-
-    /// Through a cache shared by every generated pod, each pod's answer, looked up or
-    /// planned, is the answer planning it alone gives, byte for byte.
-    #[test]
-    fn a_cached_answer_is_the_planned_answer(pod in pods()) {
-        for uid in ["first", "second"] {
-            let body = review_of(&pod, uid);
-            let answered = admission::review(&body, shared_cache()).unwrap();
-            let planned = admission::review(&body, &uncached()).unwrap();
-            prop_assert!(answered.lookup.is_some());
-            prop_assert_eq!(&answered.body, &planned.body);
-            prop_assert_eq!(&answered.decision, &planned.decision);
-            prop_assert_eq!(&answered.message, &planned.message);
-            if uid == "second" {
-                prop_assert_eq!(answered.lookup, Some(Lookup::Hit));
-            }
-        }
-    }
 
     #[test]
     fn webhook_patch_bytes_equal_the_operations(pod in pods()) {

@@ -15,7 +15,7 @@ use crate::cluster::certificates::SelfManaged;
 use crate::cluster::policies::{self, PolicyWatch};
 use crate::cluster::{self, ClusterError, certificates};
 use crate::engine::duration::parse_positive;
-use crate::webhook::admission::{AdmissionConfig, Answers, DEFAULT_ANSWER_CACHE_BYTES, OnInvalid};
+use crate::webhook::admission::{AdmissionConfig, OnInvalid};
 use crate::webhook::server;
 use crate::webhook::server::{ServeConfig, TlsSource};
 use crate::webhook::tls::TlsFiles;
@@ -67,11 +67,6 @@ pub struct ServeArgs {
     /// limit (`ulimit -n`).
     #[arg(long, env = "INIT_INJECTOR_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
-    /// Bytes of answers kept for pods like ones already reviewed (a Deployment's replicas
-    /// are the same pod to the webhook); 0 plans every pod. Counted in
-    /// init_injector_answer_cache_lookups_total.
-    #[arg(long, env = "INIT_INJECTOR_ANSWER_CACHE_BYTES", default_value_t = DEFAULT_ANSWER_CACHE_BYTES)]
-    pub answer_cache_bytes: u64,
     /// How often the certificate files are checked for changes.
     #[arg(long, env = "INIT_INJECTOR_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_positive)]
     pub cert_reload_interval: Duration,
@@ -151,7 +146,6 @@ impl ServeArgs {
                 engine: self.engine.into_config(),
                 on_invalid: self.on_invalid,
                 policies: watch.as_ref().map(|watch| watch.source() as _),
-                answers: Answers::new(self.answer_cache_bytes).map(Arc::new),
             },
             drain_timeout: self.drain_timeout,
             reload_interval: self.cert_reload_interval,

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::webhook::admission::{Decision, Lookup};
+use crate::webhook::admission::Decision;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -33,7 +33,6 @@ pub struct Metrics {
     reviews: Family<OutcomeLabel, Counter>,
     latency: Histogram,
     patch_operations: Counter,
-    answer_cache: Family<ResultLabel, Counter>,
     bad_requests: Counter,
     connections_refused: Counter,
     reloads: Family<ResultLabel, Counter>,
@@ -120,12 +119,6 @@ impl Default for Metrics {
             "JSON Patch operations returned",
             patch_operations.clone(),
         );
-        let answer_cache = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "answer_cache_lookups",
-            "Pods whose answer was looked up among those kept (--answer-cache-bytes), by result (hit, miss)",
-            answer_cache.clone(),
-        );
         let bad_requests = Counter::default();
         registry.register(
             "bad_requests",
@@ -157,7 +150,6 @@ impl Default for Metrics {
             reviews,
             latency,
             patch_operations,
-            answer_cache,
             bad_requests,
             connections_refused,
             reloads,
@@ -168,8 +160,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Records one answered review, and whether its answer was kept from an earlier pod.
-    pub fn review(&self, decision: &Decision, lookup: Option<Lookup>, elapsed: Duration) {
+    /// Records one answered review.
+    pub fn review(&self, decision: &Decision, elapsed: Duration) {
         self.reviews
             .get_or_create(&OutcomeLabel {
                 outcome: decision.label(),
@@ -178,15 +170,6 @@ impl Metrics {
         self.latency.observe(elapsed.as_secs_f64());
         if let Decision::Mutated { operations } = decision {
             self.patch_operations.inc_by(*operations as u64);
-        }
-        if let Some(lookup) = lookup {
-            let result = match lookup {
-                Lookup::Hit => "hit",
-                Lookup::Miss => "miss",
-            };
-            self.answer_cache
-                .get_or_create(&ResultLabel { result })
-                .inc();
         }
     }
 

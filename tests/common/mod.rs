@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use init_injector::engine::config::EngineConfig;
-use init_injector::webhook::admission::{
-    AdmissionConfig, Answers, DEFAULT_ANSWER_CACHE_BYTES, OnInvalid,
-};
+use init_injector::webhook::admission::{AdmissionConfig, OnInvalid};
 use init_injector::webhook::certs::{self, Generated};
 use init_injector::webhook::server::{self, Running, ServeConfig, TlsSource};
 use init_injector::webhook::tls::TlsFiles;
@@ -73,7 +71,6 @@ pub fn config(dir: &Path, on_invalid: OnInvalid) -> ServeConfig {
             engine: EngineConfig::default(),
             on_invalid,
             policies: None,
-            answers: Answers::new(DEFAULT_ANSWER_CACHE_BYTES).map(Arc::new),
         },
         drain_timeout: Duration::from_secs(10),
         reload_interval: Duration::from_millis(100),

@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::{DynamicObject, Resource};
-use serde_json::value::RawValue;
 
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
@@ -18,10 +17,7 @@ use crate::engine::patch::PatchJson;
 use crate::engine::policy::select::{NamespaceInfo, Policies};
 use crate::engine::{self, Outcome, PodContext, Skip};
 
-mod answers;
 mod pod;
-use answers::Answer;
-pub use answers::{Answers, DEFAULT_ANSWER_CACHE_BYTES, Scope};
 pub use pod::ReviewedPod;
 
 /// What to do with a pod whose annotations are wrong.
@@ -41,9 +37,6 @@ pub struct AdmissionConfig {
     /// Where the policies in force and the namespaces come from (`serve
     /// --watch-policies`); without it, only the pod's own annotations count.
     pub policies: Option<Arc<dyn PolicySource>>,
-    /// Answers kept for pods reviewed before (`serve --answer-cache-bytes`); `None`
-    /// plans every pod.
-    pub answers: Option<Arc<Answers>>,
 }
 
 /// The InitPolicies in force and the namespaces pods are created in, as last seen. The
@@ -84,15 +77,6 @@ impl Decision {
     }
 }
 
-/// Whether a review's answer came from [`Answers`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lookup {
-    /// The answer to an earlier pod like this one.
-    Hit,
-    /// Planned, and kept for the next pod like it.
-    Miss,
-}
-
 /// A review that could not be read at all; no uid is known to answer it with.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
@@ -121,19 +105,15 @@ pub struct Reviewed {
     pub name: String,
     /// Why the pod was refused, or empty.
     pub message: String,
-    /// Whether the answer came from [`AdmissionConfig::answers`]; `None` when it was not
-    /// looked up (no cache, or a request the webhook allows untouched).
-    pub lookup: Option<Lookup>,
 }
 
 /// Answers one AdmissionReview.
 ///
-/// The object is decoded straight into a [`ReviewedPod`] (the metadata the engine reads,
-/// and the spec's text), the fast path every real pod takes. When that fails, the
+/// The object is decoded straight into a typed Pod ([`ReviewedPod`]: the spec and the
+/// metadata the engine reads), the fast path every real pod takes. When that fails, the
 /// review is decoded again untyped, so that a review the webhook should not touch is
 /// still allowed, and one that names a pod but carries something else is refused with
-/// the decoder's reason. A pod's answer is looked up in [`AdmissionConfig::answers`]
-/// before its spec is decoded and planned.
+/// the decoder's reason.
 ///
 /// The body is checked as UTF-8 once, whole, and then decoded as text: decoded from
 /// bytes, serde_json checks each string on its own, and a pod's hundreds of short
@@ -141,49 +121,17 @@ pub struct Reviewed {
 /// decoded from bytes: refused with serde_json's reason, or read when the bytes that are
 /// not UTF-8 sit in a field the decoder skips (`tests/fuzz_regressions.rs`).
 pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
-    match &config.answers {
-        Some(answers) => review_as(body, |request, pod: &ReviewedPod<&RawValue>| {
-            decide_cached(request, pod, answers, config)
-        }),
-        None => review_as(body, |request, pod: &ReviewedPod<PodSpec>| {
-            let scope = scope(request, config);
-            let (response, decision) = decide(
-                request,
-                &pod.metadata,
-                pod.spec.as_ref(),
-                scope.as_ref(),
-                config,
-            );
-            (Arc::new(Answer::new(&response, decision, None)), None)
-        }),
-    }
-}
-
-/// [`review`] with the pod's spec decoded as `S`: k8s-openapi's `PodSpec`, or its text
-/// when the answer may have been kept.
-fn review_as<'a, S: serde::Deserialize<'a>>(
-    body: &'a [u8],
-    decide: impl FnOnce(
-        &AdmissionRequest<ReviewedPod<S>>,
-        &ReviewedPod<S>,
-    ) -> (Arc<Answer>, Option<Lookup>),
-) -> Result<Reviewed, ReviewError> {
     let typed = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str::<AdmissionReview<ReviewedPod<S>>>(text),
-        Err(_) => serde_json::from_slice::<AdmissionReview<ReviewedPod<S>>>(body),
+        Ok(text) => serde_json::from_str::<AdmissionReview<ReviewedPod>>(text),
+        Err(_) => serde_json::from_slice::<AdmissionReview<ReviewedPod>>(body),
     };
     match typed {
         Ok(review) => Ok(answer(into_request(review)?, |request| {
             match &request.object {
-                Some(pod) => decide(request, pod),
+                Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), config),
                 None => (
-                    Arc::new(Answer::new(
-                        &AdmissionResponse::from(request)
-                            .deny("the CREATE request carries no object"),
-                        Decision::Invalid,
-                        None,
-                    )),
-                    None,
+                    AdmissionResponse::from(request).deny("the CREATE request carries no object"),
+                    Decision::Invalid,
                 ),
             }
         })),
@@ -192,67 +140,13 @@ fn review_as<'a, S: serde::Deserialize<'a>>(
                 serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
             Ok(answer(into_request(review)?, |request| {
                 let reason = format!("the object is not a valid v1 Pod: {typed_error}");
-                let response = AdmissionResponse::from(request).deny(reason);
                 (
-                    Arc::new(Answer::new(&response, Decision::Invalid, None)),
-                    None,
+                    AdmissionResponse::from(request).deny(reason),
+                    Decision::Invalid,
                 )
             }))
         }
     }
-}
-
-/// The namespace as last seen and the policies in force, when there is a source: one
-/// snapshot per review, so that the key and the plan see the same one.
-fn scope<T: Resource>(request: &AdmissionRequest<T>, config: &AdmissionConfig) -> Option<Scope> {
-    config.policies.as_ref().map(|source| {
-        let name = request.namespace.clone().unwrap_or_default();
-        let namespace = source
-            .namespace(&name)
-            .unwrap_or_else(|| NamespaceInfo::unseen(name));
-        (namespace, source.policies())
-    })
-}
-
-/// The answer for `pod`: kept from an earlier pod with the same inputs, or decided and
-/// kept for the next one.
-fn decide_cached(
-    request: &AdmissionRequest<ReviewedPod<&RawValue>>,
-    pod: &ReviewedPod<&RawValue>,
-    answers: &Answers,
-    config: &AdmissionConfig,
-) -> (Arc<Answer>, Option<Lookup>) {
-    let scope = scope(request, config);
-    let key = answers::key(
-        request.namespace.as_deref(),
-        &pod.metadata,
-        pod.spec.map(RawValue::get),
-        scope.as_ref(),
-    );
-    if let Some(hit) = answers.get(&key) {
-        return (hit, Some(Lookup::Hit));
-    }
-    let (response, decision) = match pod.decode_spec() {
-        Ok(spec) => decide(
-            request,
-            &pod.metadata,
-            spec.as_ref(),
-            scope.as_ref(),
-            config,
-        ),
-        Err(error) => (
-            AdmissionResponse::from(request)
-                .deny(format!("the object is not a valid v1 Pod: {error}")),
-            Decision::Invalid,
-        ),
-    };
-    let answer = Arc::new(Answer::new(
-        &response,
-        decision,
-        scope.map(|(_, policies)| policies),
-    ));
-    answers.insert(key, answer.clone());
-    (answer, Some(Lookup::Miss))
 }
 
 fn into_request<T: Resource>(
@@ -282,20 +176,13 @@ fn skip_reason<T: Resource>(request: &AdmissionRequest<T>) -> Option<Decision> {
 }
 
 /// Answers `request`: allowed untouched when [`skip_reason`] says so, else as `decide`
-/// says; then encoded for the request's uid, with what the logs need.
+/// says; then encoded, with what the logs need.
 fn answer<T: Resource>(
     request: AdmissionRequest<T>,
-    decide: impl FnOnce(&AdmissionRequest<T>) -> (Arc<Answer>, Option<Lookup>),
+    decide: impl FnOnce(&AdmissionRequest<T>) -> (AdmissionResponse, Decision),
 ) -> Reviewed {
-    let (answer, lookup) = match skip_reason(&request) {
-        Some(decision) => (
-            Arc::new(Answer::new(
-                &AdmissionResponse::from(&request),
-                decision,
-                None,
-            )),
-            None,
-        ),
+    let (response, decision) = match skip_reason(&request) {
+        Some(decision) => (AdmissionResponse::from(&request), decision),
         None => decide(&request),
     };
     let meta = request.object.as_ref().map(Resource::meta);
@@ -304,14 +191,15 @@ fn answer<T: Resource>(
         meta.and_then(|m| m.generate_name.as_deref()),
     )
     .unwrap_or_else(|| request.name.clone());
+    let message = response.result.message.clone();
+    let body = encode(&response);
     Reviewed {
-        body: assemble(&request.uid, &answer.tail),
-        decision: answer.decision.clone(),
+        body,
+        decision,
         uid: request.uid.clone(),
         namespace: request.namespace.clone().unwrap_or_default(),
         name,
-        message: answer.message.clone(),
-        lookup,
+        message,
     }
 }
 
@@ -331,34 +219,19 @@ fn answer<T: Resource>(
 /// other fields go through serde_json as they would inside a derived struct; a test
 /// holds the bytes equal to that struct's serialization (`WireReview` below).
 pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
-    assemble(&response.uid, &encode_tail(response))
-}
-
-/// What [`encode`] writes before the uid.
-const HEAD: &[u8] =
-    br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#;
-
-fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("an AdmissionReview always serializes");
-}
-
-/// The encoded AdmissionReview for `uid` whose bytes after the uid are `tail`.
-fn assemble(uid: &str, tail: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEAD.len() + uid.len() + 2 + tail.len());
-    out.extend_from_slice(HEAD);
-    put(&mut out, uid);
-    out.extend_from_slice(tail);
-    out
-}
-
-/// [`encode`]'s bytes after the uid: the same for every request that gets this answer.
-fn encode_tail(response: &AdmissionResponse) -> Vec<u8> {
     use base64::Engine;
+    fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+        serde_json::to_writer(out, value).expect("an AdmissionReview always serializes");
+    }
     let base64 = &base64::engine::general_purpose::STANDARD;
     let patch_len = response.patch.as_ref().map_or(0, |patch| {
         base64::encoded_len(patch.len(), true).expect("a patch is far below usize::MAX")
     });
     let mut out = Vec::with_capacity(patch_len + 1024);
+    out.extend_from_slice(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
+    );
+    put(&mut out, &response.uid);
     out.extend_from_slice(br#","allowed":"#);
     put(&mut out, &response.allowed);
     out.extend_from_slice(br#","status":"#);
@@ -390,11 +263,10 @@ fn encode_tail(response: &AdmissionResponse) -> Vec<u8> {
     out
 }
 
-fn decide<S>(
-    request: &AdmissionRequest<ReviewedPod<S>>,
+fn decide(
+    request: &AdmissionRequest<ReviewedPod>,
     meta: &ObjectMeta,
     spec: Option<&PodSpec>,
-    scope: Option<&Scope>,
     config: &AdmissionConfig,
 ) -> (AdmissionResponse, Decision) {
     let allowed = AdmissionResponse::from(request);
@@ -402,7 +274,14 @@ fn decide<S>(
         return (allowed.deny("the pod has no spec"), Decision::Invalid);
     };
     let pod = PodContext::new(meta, spec, &config.engine);
-    let pod = match scope {
+    let scope = config.policies.as_ref().map(|source| {
+        let name = request.namespace.clone().unwrap_or_default();
+        let namespace = source
+            .namespace(&name)
+            .unwrap_or_else(|| NamespaceInfo::unseen(name));
+        (namespace, source.policies())
+    });
+    let pod = match &scope {
         Some((namespace, policies)) => pod.in_scope(namespace, policies),
         None => pod,
     };

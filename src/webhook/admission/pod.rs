@@ -1,6 +1,5 @@
 //! The Pod as a review reads it: the metadata the engine and the logs look at, and the
-//! spec's text, decoded only when the answer is not kept from an earlier pod
-//! ([`super::Answers`]).
+//! whole spec.
 //!
 //! The API server sends the full object, and a stored or server-side-applied pod carries
 //! `managedFields` (free-form JSON, decoded by k8s-openapi into `serde_json::Value`
@@ -15,40 +14,25 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::Resource;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 /// A Pod with only the metadata a review reads: name, generateName, namespace, labels
 /// and annotations. `apiVersion` and `kind`, when present, must say `v1` `Pod`, as
 /// k8s-openapi's own decoder requires.
-///
-/// The spec is an `S`: k8s-openapi's `PodSpec`, or, where the answer may have been kept
-/// ([`super::Answers`]), the spec's text as sent (`&RawValue`, borrowed from the body;
-/// only serde_json's own deserializer gives it, from text or bytes), which
-/// [`ReviewedPod::decode_spec`] decodes on a miss.
 #[derive(Debug, Deserialize)]
-#[serde(try_from = "Wire<S>", bound(deserialize = "S: Deserialize<'de>"))]
-pub struct ReviewedPod<S> {
+#[serde(try_from = "Wire")]
+pub struct ReviewedPod {
     pub metadata: ObjectMeta,
-    pub spec: Option<S>,
-}
-
-impl ReviewedPod<&RawValue> {
-    /// The spec as k8s-openapi's `PodSpec`; an error says what in it is not one.
-    pub fn decode_spec(&self) -> Result<Option<PodSpec>, serde_json::Error> {
-        self.spec
-            .map(|raw| serde_json::from_str(raw.get()))
-            .transpose()
-    }
+    pub spec: Option<PodSpec>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", bound(deserialize = "S: Deserialize<'de>"))]
-struct Wire<S> {
+#[serde(rename_all = "camelCase")]
+struct Wire {
     api_version: Option<String>,
     kind: Option<String>,
     #[serde(default)]
     metadata: Meta,
-    spec: Option<S>,
+    spec: Option<PodSpec>,
 }
 
 #[derive(Default, Deserialize)]
@@ -69,10 +53,10 @@ struct WrongType {
     expected: &'static str,
 }
 
-impl<S> TryFrom<Wire<S>> for ReviewedPod<S> {
+impl TryFrom<Wire> for ReviewedPod {
     type Error = WrongType;
 
-    fn try_from(wire: Wire<S>) -> Result<Self, WrongType> {
+    fn try_from(wire: Wire) -> Result<Self, WrongType> {
         use k8s_openapi::Resource as _;
         let expect = |found: Option<String>, expected: &'static str| match found {
             Some(found) if found != expected => Err(WrongType { found, expected }),
@@ -102,7 +86,7 @@ impl<S> TryFrom<Wire<S>> for ReviewedPod<S> {
 }
 
 /// The same resource as [`Pod`], so that kube's admission types carry it.
-impl<S> Resource for ReviewedPod<S> {
+impl Resource for ReviewedPod {
     type DynamicType = ();
     type Scope = k8s_openapi::NamespaceResourceScope;
 
@@ -131,16 +115,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Why `object` is not a [`ReviewedPod`], decoded as the webhook decodes it: from
-    /// text (the spec's text cannot come from a `Value`).
-    fn decode_error(object: serde_json::Value) -> serde_json::Error {
-        let text = object.to_string();
-        serde_json::from_str::<ReviewedPod<&RawValue>>(&text).unwrap_err()
-    }
-
     #[test]
     fn reads_what_the_engine_reads_and_skips_the_rest() {
-        let text = json!({
+        let pod: ReviewedPod = serde_json::from_value(json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -152,10 +129,8 @@ mod tests {
             },
             "spec": {"containers": [{"name": "app", "image": "app:1"}]},
             "status": {"phase": "Pending"},
-        })
-        .to_string();
-        let pod: ReviewedPod<&RawValue> = serde_json::from_str(&text).unwrap();
-        let typed: ReviewedPod<PodSpec> = serde_json::from_str(&text).unwrap();
+        }))
+        .unwrap();
         let full: Pod = serde_json::from_value(json!({
             "metadata": {
                 "name": "web", "generateName": "web-", "namespace": "shop",
@@ -165,9 +140,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(pod.metadata, full.metadata);
-        assert_eq!(pod.decode_spec().unwrap(), full.spec);
-        assert_eq!(typed.metadata, full.metadata);
-        assert_eq!(typed.spec, full.spec);
+        assert_eq!(pod.spec, full.spec);
     }
 
     #[test]
@@ -177,9 +150,8 @@ mod tests {
             ("apiVersion", "apps/v1", "expected v1"),
         ] {
             let object = json!({field: value, "spec": {"containers": []}});
-            let ours = decode_error(object.clone());
+            let ours = serde_json::from_value::<ReviewedPod>(object.clone()).unwrap_err();
             let theirs = serde_json::from_value::<Pod>(object).unwrap_err();
-            // serde_json gives no position for an error made after the object is read.
             assert_eq!(ours.to_string(), theirs.to_string());
             assert!(ours.to_string().contains(expected), "{ours}");
         }
@@ -188,7 +160,7 @@ mod tests {
     #[test]
     fn bad_metadata_the_engine_reads_is_an_error() {
         let object = json!({"metadata": {"annotations": {"a": 1}}});
-        let error = decode_error(object);
+        let error = serde_json::from_value::<ReviewedPod>(object).unwrap_err();
         assert!(
             error.to_string().contains("invalid type: integer"),
             "{error}"

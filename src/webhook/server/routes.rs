@@ -113,8 +113,7 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
     match admission::review(&bytes, &app.admission) {
         Ok(reviewed) => {
             let elapsed = started.elapsed();
-            app.metrics
-                .review(&reviewed.decision, reviewed.lookup, elapsed);
+            app.metrics.review(&reviewed.decision, elapsed);
             log_review(&reviewed, elapsed);
             ([(header::CONTENT_TYPE, "application/json")], reviewed.body).into_response()
         }
@@ -140,7 +139,6 @@ fn log_review(reviewed: &admission::Reviewed, elapsed: std::time::Duration) {
         decision,
         detail,
         patch_ops,
-        cached = reviewed.lookup == Some(admission::Lookup::Hit),
         latency_us = elapsed.as_micros() as u64,
         reason = %reviewed.message,
         "review"

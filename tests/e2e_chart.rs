@@ -461,11 +461,14 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let limit = Duration::from_secs(seconds);
+    common::eventually_every(Duration::from_millis(200), limit, async || {
+        check()
+            .await
+            .then_some(())
+            .ok_or_else(|| format!("waiting for {what}"))
+    })
+    .await
 }
 
 /// Points the chart's Service at `port` on the namespace's private address, as the

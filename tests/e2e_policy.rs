@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use init_injector::engine::policy::crd::InitPolicy;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
@@ -40,14 +40,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let limit = Duration::from_secs(seconds);
+    common::eventually_every(Duration::from_millis(200), limit, async || {
+        check().await.ok_or_else(|| format!("waiting for {what}"))
+    })
+    .await
 }
 
 fn apply_params() -> PatchParams {

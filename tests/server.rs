@@ -691,20 +691,15 @@ async fn connections_over_the_limit_are_closed_at_once_and_counted() {
     drop(held.pop());
     let client = common::client(&[ca], false);
     let url = format!("https://localhost:{}/healthz", running.addr.port());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match client.get(&url).send().await {
-            Ok(response) => {
-                assert_eq!(response.status(), 200);
-                break;
-            }
-            Err(err) => assert!(
-                std::time::Instant::now() < deadline,
-                "never served again: {err}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let response = eventually(Duration::from_secs(5), async || {
+        client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|err| format!("not served again: {err}"))
+    })
+    .await;
+    assert_eq!(response.status(), 200);
     drop(held);
     running.shutdown().await.unwrap();
 }

@@ -158,16 +158,28 @@ pub async fn raw_tls(addr: SocketAddr, ca: &str) -> TlsStream<TcpStream> {
         .unwrap()
 }
 
-/// Polls `check` every 20 ms until it says `Ok`; past `limit`, fails with what it said
-/// last.
-pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> Result<(), String>) {
+/// Polls `check` every 20 ms until it says `Ok`, and returns what it gave; past
+/// `limit`, fails with what it said last.
+pub async fn eventually<T>(limit: Duration, check: impl AsyncFnMut() -> Result<T, String>) -> T {
+    eventually_every(Duration::from_millis(20), limit, check).await
+}
+
+/// [`eventually`], polling every `every` (200 ms for checks that ask the API server).
+pub async fn eventually_every<T>(
+    every: Duration,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
     let deadline = std::time::Instant::now() + limit;
-    while let Err(state) = check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "after {limit:?}: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(state) => assert!(
+                std::time::Instant::now() < deadline,
+                "after {limit:?}: {state}"
+            ),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -1,23 +1,31 @@
 //! The Pod as a review reads it: the metadata the engine and the logs look at, and the
-//! whole spec.
+//! parts of the spec the engine reads.
 //!
 //! The API server sends the full object, and a stored or server-side-applied pod carries
 //! `managedFields` (free-form JSON, decoded by k8s-openapi into `serde_json::Value`
 //! trees), owner references, timestamps and a status. None of that decides an
 //! injection, and on an annotated review decoding it was about a tenth of the review's
-//! time. Fields not named here are skipped by the decoder without being built.
+//! time. The same holds for most of the spec: affinity, tolerations, the pod's security
+//! context, and the app containers' probes, ports and lifecycle hooks; decoding them into
+//! k8s-openapi's types was a third of the decode. Fields not named here are skipped by
+//! the decoder without being built (it still checks that they are JSON). The API server
+//! has decoded and defaulted the object before it calls a webhook, and validates it
+//! again after the patch, so a field the webhook skips has been checked by then.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EnvFromSource, EnvVar, EphemeralContainer, Pod, PodSpec, ResourceRequirements,
+    SecurityContext, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::Resource;
 use serde::Deserialize;
 
-/// A Pod with only the metadata a review reads: name, generateName, namespace, labels
-/// and annotations. `apiVersion` and `kind`, when present, must say `v1` `Pod`, as
-/// k8s-openapi's own decoder requires.
+/// A Pod with only the metadata a review reads (name, generateName, namespace, labels
+/// and annotations) and only the spec the engine reads ([`Spec`]). `apiVersion` and
+/// `kind`, when present, must say `v1` `Pod`, as k8s-openapi's own decoder requires.
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "Wire")]
 pub struct ReviewedPod {
@@ -32,7 +40,81 @@ struct Wire {
     kind: Option<String>,
     #[serde(default)]
     metadata: Meta,
-    spec: Option<PodSpec>,
+    spec: Option<Spec>,
+}
+
+/// The spec as the engine reads it: the pod's own init containers and volumes whole
+/// (the engine compares the ones it injected earlier with its plan, field by field), the
+/// app containers with the fields a step copies from them ([`AppContainer`]), and the
+/// names of ephemeral containers. Every other field of the spec is skipped. A test holds
+/// every answer equal to the answer made from k8s-openapi's whole decode
+/// (`webhook::admission::tests`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    containers: Vec<AppContainer>,
+    init_containers: Option<Vec<Container>>,
+    ephemeral_containers: Option<Vec<Named>>,
+    volumes: Option<Vec<Volume>>,
+}
+
+/// An app container as the engine reads it: its name, and what a run step or a policy
+/// step copies from it (`engine::plan::run`, `engine::plan::policy`), with its volume
+/// mounts, which the patch extends. A new field that a step copies belongs here too.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppContainer {
+    name: String,
+    image: Option<String>,
+    image_pull_policy: Option<String>,
+    env: Option<Vec<EnvVar>>,
+    env_from: Option<Vec<EnvFromSource>>,
+    resources: Option<ResourceRequirements>,
+    security_context: Option<SecurityContext>,
+    volume_mounts: Option<Vec<VolumeMount>>,
+    working_dir: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    name: String,
+}
+
+impl From<Spec> for PodSpec {
+    fn from(spec: Spec) -> PodSpec {
+        PodSpec {
+            containers: spec.containers.into_iter().map(Container::from).collect(),
+            init_containers: spec.init_containers,
+            ephemeral_containers: spec.ephemeral_containers.map(|named| {
+                named
+                    .into_iter()
+                    .map(|Named { name }| EphemeralContainer {
+                        name,
+                        ..EphemeralContainer::default()
+                    })
+                    .collect()
+            }),
+            volumes: spec.volumes,
+            ..PodSpec::default()
+        }
+    }
+}
+
+impl From<AppContainer> for Container {
+    fn from(app: AppContainer) -> Container {
+        Container {
+            name: app.name,
+            image: app.image,
+            image_pull_policy: app.image_pull_policy,
+            env: app.env,
+            env_from: app.env_from,
+            resources: app.resources,
+            security_context: app.security_context,
+            volume_mounts: app.volume_mounts,
+            working_dir: app.working_dir,
+            ..Container::default()
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -80,7 +162,7 @@ impl TryFrom<Wire> for ReviewedPod {
                 annotations,
                 ..ObjectMeta::default()
             },
-            spec: wire.spec,
+            spec: wire.spec.map(PodSpec::from),
         })
     }
 }
@@ -127,7 +209,15 @@ mod tests {
                 "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:metadata": {}}}],
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "1"}],
             },
-            "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            "spec": {
+                "containers": [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}],
+                                "ports": [{"containerPort": 80}], "livenessProbe": {"tcpSocket": {"port": 80}}}],
+                "initContainers": [{"name": "init", "image": "init:1", "ports": [{"containerPort": 81}]}],
+                "ephemeralContainers": [{"name": "debug", "image": "busybox"}],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+                "affinity": {"nodeAffinity": {}}, "tolerations": [{"operator": "Exists"}],
+                "serviceAccountName": "web", "hostNetwork": true,
+            },
             "status": {"phase": "Pending"},
         }))
         .unwrap();
@@ -136,7 +226,12 @@ mod tests {
                 "name": "web", "generateName": "web-", "namespace": "shop",
                 "labels": {"app": "web"}, "annotations": {"init.example/wait-for": "db:5432"},
             },
-            "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            "spec": {
+                "containers": [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]}],
+                "initContainers": [{"name": "init", "image": "init:1", "ports": [{"containerPort": 81}]}],
+                "ephemeralContainers": [{"name": "debug"}],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+            },
         }))
         .unwrap();
         assert_eq!(pod.metadata, full.metadata);

@@ -264,3 +264,134 @@ fn policies_reach_unannotated_pods_and_are_named_in_the_answer() {
     let answered = review(&unannotated_review("prod"), &self::config()).unwrap();
     assert_eq!(answered.decision, Decision::Skipped("not annotated"));
 }
+
+/// The answer to `body` made from k8s-openapi's whole decode of the pod, where
+/// [`review`] decodes only what the engine reads ([`ReviewedPod`]).
+fn answer_from_the_whole_pod(body: &[u8]) -> Vec<u8> {
+    let lean: AdmissionReview<ReviewedPod> = serde_json::from_slice(body).unwrap();
+    let request: AdmissionRequest<ReviewedPod> = lean.try_into().unwrap();
+    let whole: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
+    let pod = whole.request.unwrap().object.unwrap();
+    let meta = &request.object.as_ref().unwrap().metadata;
+    let (response, _) = decide(&request, meta, pod.spec.as_ref(), &config());
+    encode(&response)
+}
+
+/// An answer with its patch decoded, for a diff that a person can read.
+fn readable(answer: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    let mut answer: serde_json::Value = serde_json::from_slice(answer).unwrap();
+    if let Some(patch) = answer["response"]["patch"].as_str() {
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .unwrap();
+        answer["response"]["patch"] = serde_json::from_slice(&patch).unwrap();
+    }
+    answer
+}
+
+/// `body` with its pod patched by the answer `answer`.
+fn patched(body: &[u8], answer: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let answer: serde_json::Value = serde_json::from_slice(answer).unwrap();
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(answer["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let mut review: serde_json::Value = serde_json::from_slice(body).unwrap();
+    json_patch::patch(&mut review["request"]["object"], &patch).unwrap();
+    serde_json::to_vec(&review).unwrap()
+}
+
+/// Skipping the spec fields the engine does not read changes no answer: a first
+/// injection, the pod it made sent again (already injected), that pod with its plan
+/// changed (replaced), steps copied from a second app container that sets every field a
+/// Container has, native sidecars, ephemeral containers, and mistakes.
+#[test]
+fn the_lean_decode_answers_as_the_whole_decode() {
+    let example: serde_json::Value =
+        serde_json::from_slice(include_bytes!("../../../examples/review.json")).unwrap();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut review = example.clone();
+        edit(&mut review["request"]["object"]);
+        serde_json::to_vec(&review).unwrap()
+    };
+    // A container with every field of the API's Container set.
+    let every_field = serde_json::json!({
+        "name": "worker", "image": "worker:2", "imagePullPolicy": "Always",
+        "command": ["/worker"], "args": ["--fast"], "workingDir": "/srv",
+        "env": [{"name": "A", "value": "1"},
+                {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "S_"}],
+        "ports": [{"containerPort": 9000, "name": "grpc", "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
+        "securityContext": {"runAsUser": 1000, "readOnlyRootFilesystem": true},
+        "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": true}],
+        "volumeDevices": [{"name": "block", "devicePath": "/dev/xvda"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 9000}, "periodSeconds": 5},
+        "readinessProbe": {"grpc": {"port": 9000}},
+        "startupProbe": {"exec": {"command": ["true"]}},
+        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+        "stdin": true, "stdinOnce": true, "tty": true,
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    });
+    let first = include_bytes!("../../../examples/review.json").to_vec();
+    let mut bodies = vec![
+        first.clone(),
+        with(&|pod| {
+            pod["spec"]["containers"]
+                .as_array_mut()
+                .unwrap()
+                .push(every_field.clone());
+            let annotations = &mut pod["metadata"]["annotations"];
+            annotations["init.example/run.01-migrate.container"] = "worker".into();
+            annotations["init.example/position"] = "first".into();
+        }),
+        with(&|pod| {
+            pod["spec"]["initContainers"] = serde_json::json!([
+                {"name": "proxy", "image": "proxy:1", "restartPolicy": "Always",
+                 "ports": [{"containerPort": 15001}]},
+                {"name": "setup", "image": "setup:1"},
+            ]);
+            pod["spec"]["ephemeralContainers"] =
+                serde_json::json!([{"name": "debugger", "image": "busybox"}]);
+            pod["metadata"]["annotations"]["init.example/position"] = "first".into();
+        }),
+        with(&|pod| {
+            pod["metadata"]["annotations"]["init.example/run.01-migrate.container"] =
+                "no-such-container".into();
+        }),
+    ];
+    // The pods those answers made, sent again as they are and with their plan changed.
+    for body in bodies.clone() {
+        let answer = review(&body, &config()).unwrap();
+        if !matches!(answer.decision, Decision::Mutated { .. }) {
+            continue;
+        }
+        let again = patched(&body, &answer.body);
+        let mut changed: serde_json::Value = serde_json::from_slice(&again).unwrap();
+        changed["request"]["object"]["metadata"]["annotations"]["init.example/wait-for"] =
+            "postgres.shop.svc:5432".into();
+        bodies.push(again);
+        bodies.push(serde_json::to_vec(&changed).unwrap());
+    }
+
+    let mut decisions = Vec::new();
+    for body in &bodies {
+        let ours = review(body, &config()).unwrap();
+        let whole = answer_from_the_whole_pod(body);
+        assert_eq!(readable(&ours.body), readable(&whole));
+        assert_eq!(ours.body, whole);
+        decisions.push(ours.decision.label());
+    }
+    // The cases reach every kind of answer they are meant to.
+    assert_eq!(
+        decisions,
+        [
+            "mutated", "mutated", "mutated", "denied", "skipped", "mutated", "skipped", "mutated",
+            "skipped", "mutated"
+        ]
+    );
+}

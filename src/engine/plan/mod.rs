@@ -153,9 +153,12 @@ pub struct Inputs<'a> {
 pub fn build(inputs: &Inputs<'_>) -> Result<Plan, Vec<AnnotationError>> {
     let mut planner = Planner::new(inputs);
     let (volumes, mounts) = planner.shared_volumes();
-    let mut steps = planner.wait_steps(&mounts);
-    steps.extend(planner.policy_steps(&mounts));
-    steps.extend(planner.pod_steps(&mounts));
+    // Each kind of step appends to one list sized for every step: a step is a large
+    // value (the whole `Container`), and lists of each kind joined after were moved again.
+    let mut steps = Vec::with_capacity(planner.total);
+    planner.wait_steps(&mounts, &mut steps);
+    planner.policy_steps(&mounts, &mut steps);
+    planner.pod_steps(&mounts, &mut steps);
     let (insert_at, placement) = planner.placement();
     if planner.errors.is_empty() {
         Ok(Plan {

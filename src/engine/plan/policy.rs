@@ -13,10 +13,9 @@ use crate::engine::policy::crd::PolicyStep;
 use crate::engine::source::Source;
 
 impl<'a> Planner<'a> {
-    /// Every policy's steps, in the order the policies apply.
-    pub(super) fn policy_steps(&mut self, mounts: &[VolumeMount]) -> Vec<Step> {
+    /// Appends every policy's steps, in the order the policies apply.
+    pub(super) fn policy_steps(&mut self, mounts: &[VolumeMount], steps: &mut Vec<Step>) {
         let applied = self.applied;
-        let mut steps = Vec::with_capacity(applied.steps.len());
         for (index, (step, policy)) in applied.steps.iter().enumerate() {
             let field = format!("spec.steps[{index}]");
             let reason = format!(
@@ -24,7 +23,6 @@ impl<'a> Planner<'a> {
             );
             steps.extend(self.policy_step(step, policy, &field, mounts, reason, false));
         }
-        steps
     }
 
     /// A template that the pod's `P/steps` names.

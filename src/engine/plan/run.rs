@@ -7,9 +7,9 @@ use super::{DEFAULT_CONTAINER_ANNOTATION, Origin, Planner, Step};
 use crate::engine::annotations::{AnnotationError, Key, RunAttribute, RunDirective};
 
 impl<'a> Planner<'a> {
-    /// The pod's own steps, in `P/steps` order (`run.NAME` steps and policy templates),
+    /// Appends the pod's own steps, in `P/steps` order (`run.NAME` steps and policy templates),
     /// else its `run.NAME` steps in lexical order of NAME.
-    pub(super) fn pod_steps(&mut self, mounts: &[VolumeMount]) -> Vec<Step> {
+    pub(super) fn pod_steps(&mut self, mounts: &[VolumeMount], steps: &mut Vec<Step>) {
         let order_rule = if self.directives.steps.is_some() {
             format!(
                 "rule 1: pod step, after every wait and policy step, in {} order",
@@ -25,7 +25,6 @@ impl<'a> Planner<'a> {
             Some(order) => order.iter().map(String::as_str).collect(),
             None => self.directives.runs.keys().map(String::as_str).collect(),
         };
-        let mut steps = Vec::new();
         for name in names {
             let step = match self.directives.runs.get(name) {
                 Some(run) => self.run_step(run, mounts, &order_rule),
@@ -39,7 +38,6 @@ impl<'a> Planner<'a> {
             };
             steps.extend(step);
         }
-        steps
     }
 
     fn run_step(

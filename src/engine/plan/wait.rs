@@ -16,9 +16,9 @@ use crate::engine::source::Source;
 use crate::engine::target::WaitTarget;
 
 impl Planner<'_> {
-    /// The wait steps: the policies' targets in the order the policies apply, then the
+    /// Appends the wait steps: the policies' targets in the order the policies apply, then the
     /// pod's in the order they were written.
-    pub(super) fn wait_steps(&mut self, mounts: &[VolumeMount]) -> Vec<Step> {
+    pub(super) fn wait_steps(&mut self, mounts: &[VolumeMount], steps: &mut Vec<Step>) {
         let (timeout, timeout_from) = self.timing(
             Key::WaitTimeout,
             self.directives.wait_timeout,
@@ -46,7 +46,6 @@ impl Planner<'_> {
             .map(|target| (*target, pod_source.clone()))
             .collect();
         let (policy_count, pod_count) = (policy_waits.len(), pod_waits.len());
-        let mut steps = Vec::with_capacity(policy_count + pod_count);
         for (index, (target, source)) in policy_waits.into_iter().chain(pod_waits).enumerate() {
             let reason = match &source {
                 Source::Policy(policy) => format!(
@@ -99,7 +98,6 @@ impl Planner<'_> {
                 reason,
             });
         }
-        steps
     }
 
     /// A wait setting by precedence: the annotation (the pod's, else its namespace's),

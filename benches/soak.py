@@ -8,9 +8,9 @@ rate to the two ports in turn (the way a Service spreads the API server's calls)
 a fixed timeline:
 
   - rotates the certificate three times by swapping the `..data` symlink;
-  - takes replica A out of rotation (as an endpoint removal does), sends it SIGTERM at
-    once, so that requests still in flight must be drained, restarts it and puts it back
-    once /readyz answers;
+  - takes replica A out of rotation (as an endpoint removal does), sends it SIGTERM
+    SOAK_PRESTOP_MS later (as the chart's preStop sleep does; 500 ms), restarts it and
+    puts it back once /readyz answers;
   - interleaves hostile requests (garbage, truncated JSON, 10,000-deep nesting, 10,000
     annotations, a 3 MiB pod, an oversized body), slow-loris connections, and a flood of
     connections held open.
@@ -19,8 +19,14 @@ What counts: every well-formed request is sent once, to one replica, and is fail
 that replica answers 200 with an AdmissionReview for its uid (and, for the annotated
 review, a patch). There are no retries: the API server does not retry a webhook call on
 the other replica, so neither does this client. A request is only ever sent to a replica
-in rotation; taking A out of rotation happens before its SIGTERM, as the endpoint removal
-does in Kubernetes, and requests already in flight to it must still succeed.
+in rotation: a client picks the replica and writes the request under one lock, which the
+endpoint removal takes too, so no request is sent to A after its removal, and every
+request sent before it has reached A by its SIGTERM and must still be answered. Without
+the pause, a request written to an idle keep-alive connection just as SIGTERM arrives may
+find it closed before the server reads it (graceful shutdown closes idle connections, as
+Go's net/http does): that is the race the preStop sleep exists for, not a lost request. A
+request the server has begun to read is drained; tests/server.rs proves that one
+deterministically.
 
 Everything is on loopback, bounded in time (SOAK_SECONDS) and in count (rate x seconds),
 and stops by itself. Exit 1 on any failed well-formed request, a replica that died
@@ -56,6 +62,7 @@ FLOOD = env_int("SOAK_FLOOD", 1000)  # connections held open at once during the 
 SLOW_LORIS = env_int("SOAK_SLOW_LORIS", 50)
 NOFILE = env_int("SOAK_NOFILE", 0)  # the replicas' open-file limit; 0 keeps the inherited one
 MAX_CONNECTIONS = env_int("SOAK_MAX_CONNECTIONS", 512)  # serve --max-connections (its default)
+PRESTOP_MS = env_int("SOAK_PRESTOP_MS", 500)  # endpoint removal to SIGTERM, as preStop
 BINARY = os.environ.get("SOAK_BINARY", os.path.join(ROOT, "target/release/init-injector"))
 WORK = os.environ["SOAK_WORK"]  # ca.pem and cert-0..cert-3/ made by soak.sh
 PORTS = [env_int("SOAK_PORT_A", 18543), env_int("SOAK_PORT_B", 18544)]
@@ -205,6 +212,9 @@ IN_ROTATION = {p: True for p in PORTS}
 # Bumped when a replica leaves rotation: clients then drop their connections to it, as
 # Go's transport does once the server closes its idle keep-alive connections.
 GENERATION = {p: 0 for p in PORTS}
+# Held from a client's pick of a replica until its request is written, and by the endpoint
+# removal: a request is either written before the removal or sent elsewhere.
+ROUTING = threading.Lock()
 STOP = threading.Event()
 # Set while the flood holds its connections (see `flood`).
 FLOODING = threading.Event()
@@ -239,30 +249,36 @@ def worker(index, context):
             time.sleep(next_at - now)
         next_at += period
         n += 1
-        ports = [p for p in PORTS if IN_ROTATION[p]]
-        port = ports[(n + index) % len(ports)]
         annotated = n % 2 == 0
         uid = f"soak-{index}-{n}"
         body = review_bytes(ANNOTATED if annotated else UNANNOTATED, uid)
         started = time.monotonic()
         reason = None
-        try:
-            generation, conn = connections.get(port, (None, None))
-            if generation != GENERATION[port]:
-                if conn is not None:
-                    conn.close()
-                conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
-                connections[port] = (GENERATION[port], conn)
-            conn.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            if response.status != 200:
-                reason = f"HTTP {response.status}: {payload[:200]!r}"
-            else:
-                reason = check_answer(payload, uid, annotated)
-        except Exception as err:  # any transport error is a failed request
-            reason = f"{type(err).__name__}: {err}"
-            connections.pop(port, None)
+        with ROUTING:
+            ports = [p for p in PORTS if IN_ROTATION[p]]
+            port = ports[(n + index) % len(ports)]
+            try:
+                generation, conn = connections.get(port, (None, None))
+                if generation != GENERATION[port]:
+                    if conn is not None:
+                        conn.close()
+                    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+                    connections[port] = (GENERATION[port], conn)
+                conn.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
+            except Exception as err:  # any transport error is a failed request
+                reason = f"{type(err).__name__}: {err}"
+                connections.pop(port, None)
+        if reason is None:
+            try:
+                response = conn.getresponse()
+                payload = response.read()
+                if response.status != 200:
+                    reason = f"HTTP {response.status}: {payload[:200]!r}"
+                else:
+                    reason = check_answer(payload, uid, annotated)
+            except Exception as err:  # any transport error is a failed request
+                reason = f"{type(err).__name__}: {err}"
+                connections.pop(port, None)
         elapsed = time.monotonic() - started
         with STATS.lock:
             STATS.sent += 1
@@ -538,8 +554,10 @@ def run(replicas):
             log(f"flood: {FLOOD} TCP connections held for {hold:.0f}s")
         elif event == "SIGTERM A":
             a = replicas[0]
-            IN_ROTATION[a.port] = False  # the endpoint removal; SIGTERM follows at once
-            GENERATION[a.port] += 1
+            with ROUTING:  # the endpoint removal
+                IN_ROTATION[a.port] = False
+                GENERATION[a.port] += 1
+            time.sleep(PRESTOP_MS / 1000)  # the preStop sleep
             code = a.terminate()
             log(f"replica A: SIGTERM, exited {code}")
             a.start()

@@ -146,7 +146,9 @@ impl<'a> Planner<'a> {
 }
 
 /// The step's container; its env only when `with_env` (else the step shares the
-/// source's, see [`Step::env_of`]).
+/// source's, see [`Step::env_of`]). The webhook decodes only the fields of an app
+/// container that this and `policy::copied_container` read (its `AppContainer`): a
+/// field copied here must be added there too, or its test fails.
 fn run_container(
     run: &RunDirective,
     source: &Container,

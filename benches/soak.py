@@ -254,10 +254,10 @@ def worker(index, context):
         body = review_bytes(ANNOTATED if annotated else UNANNOTATED, uid)
         started = time.monotonic()
         reason = None
-        with ROUTING:
-            ports = [p for p in PORTS if IN_ROTATION[p]]
-            port = ports[(n + index) % len(ports)]
-            try:
+        try:
+            with ROUTING:  # the pick and the write, as one against an endpoint removal
+                ports = [p for p in PORTS if IN_ROTATION[p]]
+                port = ports[(n + index) % len(ports)]
                 generation, conn = connections.get(port, (None, None))
                 if generation != GENERATION[port]:
                     if conn is not None:
@@ -265,20 +265,15 @@ def worker(index, context):
                     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
                     connections[port] = (GENERATION[port], conn)
                 conn.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
-            except Exception as err:  # any transport error is a failed request
-                reason = f"{type(err).__name__}: {err}"
-                connections.pop(port, None)
-        if reason is None:
-            try:
-                response = conn.getresponse()
-                payload = response.read()
-                if response.status != 200:
-                    reason = f"HTTP {response.status}: {payload[:200]!r}"
-                else:
-                    reason = check_answer(payload, uid, annotated)
-            except Exception as err:  # any transport error is a failed request
-                reason = f"{type(err).__name__}: {err}"
-                connections.pop(port, None)
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200:
+                reason = f"HTTP {response.status}: {payload[:200]!r}"
+            else:
+                reason = check_answer(payload, uid, annotated)
+        except Exception as err:  # any transport error is a failed request
+            reason = f"{type(err).__name__}: {err}"
+            connections.pop(port, None)
         elapsed = time.monotonic() - started
         with STATS.lock:
             STATS.sent += 1

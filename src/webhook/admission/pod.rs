@@ -8,10 +8,10 @@
 //! time. The same holds for most of the spec: affinity, tolerations, the pod's security
 //! context, and the app containers' probes, ports and lifecycle hooks. Skipping them took
 //! a ninth off an unannotated review's instructions (docs/performance.md, seventh
-//! round). Fields not named here are skipped by
-//! the decoder without being built (it still checks that they are JSON). The API server
-//! has decoded and defaulted the object before it calls a webhook, and validates it
-//! again after the patch, so a field the webhook skips has been checked by then.
+//! round). Fields not named here are skipped by the decoder without being built (it
+//! still checks that they are JSON). The API server has decoded and defaulted the object
+//! before it calls a webhook, and validates it again after the patch, so a field the
+//! webhook skips has been checked by then.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

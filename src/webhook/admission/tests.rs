@@ -292,12 +292,8 @@ fn readable(answer: &[u8]) -> serde_json::Value {
 
 /// `body` with its pod patched by the answer `answer`.
 fn patched(body: &[u8], answer: &[u8]) -> Vec<u8> {
-    use base64::Engine;
-    let answer: serde_json::Value = serde_json::from_slice(answer).unwrap();
-    let patch = base64::engine::general_purpose::STANDARD
-        .decode(answer["response"]["patch"].as_str().unwrap())
-        .unwrap();
-    let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
+    let patch: json_patch::Patch =
+        serde_json::from_value(readable(answer)["response"]["patch"].take()).unwrap();
     let mut review: serde_json::Value = serde_json::from_slice(body).unwrap();
     json_patch::patch(&mut review["request"]["object"], &patch).unwrap();
     serde_json::to_vec(&review).unwrap()
@@ -337,9 +333,8 @@ fn the_lean_decode_answers_as_the_whole_decode() {
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
     });
-    let first = include_bytes!("../../../examples/review.json").to_vec();
     let mut bodies = vec![
-        first.clone(),
+        include_bytes!("../../../examples/review.json").to_vec(),
         with(&|pod| {
             pod["spec"]["containers"]
                 .as_array_mut()

@@ -236,7 +236,7 @@ pub fn plan_injection_with<P>(
     let written = patch::Written::of(
         plan.steps
             .iter()
-            .map(|s| (&s.container, s.shared_env(&stripped))),
+            .map(|s| (&s.container, s.shared_env(&stripped), s.shared.as_deref())),
     );
     let status = requested.then(|| Status::of(&plan, &written));
     let status_key = Keys::new(&pod.config.prefix).status();

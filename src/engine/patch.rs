@@ -23,18 +23,14 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("Kubernetes API types always serialize");
 }
 
-/// The API objects that [`list_ops`] adds: each has a name and a view as an [`Object`].
+/// The API objects that [`list_ops`] adds: each has a name.
 trait Named: PartialEq {
     fn name(&self) -> &str;
-    fn object(&self) -> Object<'_>;
 }
 
 impl Named for Container {
     fn name(&self) -> &str {
         &self.name
-    }
-    fn object(&self) -> Object<'_> {
-        Object::Container(self)
     }
 }
 
@@ -42,17 +38,11 @@ impl Named for Volume {
     fn name(&self) -> &str {
         &self.name
     }
-    fn object(&self) -> Object<'_> {
-        Object::Volume(self)
-    }
 }
 
 impl Named for VolumeMount {
     fn name(&self) -> &str {
         &self.name
-    }
-    fn object(&self) -> Object<'_> {
-        Object::Mount(self)
     }
 }
 
@@ -69,7 +59,7 @@ pub enum Compare {
 }
 
 /// How [`list_ops`] treats the elements of one list.
-struct ListRules<Ours, Same, Extra> {
+struct ListRules<Ours, Same, Extra, View> {
     /// Which elements are ours.
     is_ours: Ours,
     /// Whether one of ours in the pod equals the planned one (for [`Compare::Content`]).
@@ -77,6 +67,8 @@ struct ListRules<Ours, Same, Extra> {
     /// An operation to follow the adding of a planned element, given the list's path and
     /// the element's index (its path is built only when there is one).
     after_add: Extra,
+    /// How a planned element is written.
+    view: View,
 }
 
 /// Ops that turn list `old` into list `new`, where both are the same list of the pod's own
@@ -94,6 +86,7 @@ fn list_ops<'a, T: Named>(
         impl Fn(&T) -> bool,
         impl Fn(&T, &T) -> bool,
         impl Fn(&PointerBuf, usize, &T) -> Option<Op<'a>>,
+        impl Fn(&'a T) -> Object<'a>,
     >,
 ) {
     let is_ours = &rules.is_ours;
@@ -122,7 +115,7 @@ fn list_ops<'a, T: Named>(
     if old.is_none() {
         ops.push(Op::Add {
             path: path.clone(),
-            value: Value::List(new_list.iter().map(|item| item.object()).collect()),
+            value: Value::List(new_list.iter().map(|item| (rules.view)(item)).collect()),
         });
     } else {
         for i in old_ours.iter().rev() {
@@ -133,7 +126,7 @@ fn list_ops<'a, T: Named>(
         for &i in &new_ours {
             ops.push(Op::Add {
                 path: path.with_trailing_token(i),
-                value: Value::Object(new_list[i].object()),
+                value: Value::Object((rules.view)(new_list[i])),
             });
         }
     }
@@ -263,6 +256,14 @@ pub fn diff<'a>(
                     path: list.with_trailing_token(at).with_trailing_token("env"),
                 })
             },
+            view: |planned: &'a Container| match step_of(planned).and_then(|s| s.shared.as_deref())
+            {
+                Some(shared) => Object::Step {
+                    container: planned,
+                    shared,
+                },
+                None => Object::Container(planned),
+            },
         },
     );
     let volume_is_ours = |name: &str| owned.volumes.contains(&name);
@@ -277,6 +278,7 @@ pub fn diff<'a>(
             is_ours: |v: &Volume| volume_is_ours(&v.name),
             same_content: Volume::eq,
             after_add: |_: &PointerBuf, _, _: &Volume| None,
+            view: Object::Volume,
         },
     );
     let mounts: &[_] = if plan.volumes.is_empty() {
@@ -299,6 +301,7 @@ pub fn diff<'a>(
                 is_ours: |m: &VolumeMount| volume_is_ours(&m.name),
                 same_content: VolumeMount::eq,
                 after_add: |_: &PointerBuf, _, _: &VolumeMount| None,
+                view: Object::Mount,
             },
         );
     }

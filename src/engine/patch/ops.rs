@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
 use serde::Serialize;
 
 use super::{Written, name_first, write_json};
-use crate::engine::plan::with_env;
+use crate::engine::plan::whole;
 
 /// One operation of the patch, its value a view of the plan or the pod. It serializes
 /// to exactly the bytes of the [`PatchOperation`] that [`Op::into_operation`] makes,
@@ -52,6 +52,12 @@ pub enum Value<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum Object<'a> {
     Container(&'a Container),
+    /// A step that does not hold the fields it shares with other steps (`shared`,
+    /// [`crate::engine::plan::Step::shared`]): written whole.
+    Step {
+        container: &'a Container,
+        shared: &'a Container,
+    },
     Volume(&'a Volume),
     Mount(&'a VolumeMount),
 }
@@ -60,6 +66,10 @@ impl Serialize for Object<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match *self {
             Object::Container(c) => name_first::serialize(c, &c.name, serializer),
+            Object::Step { container, shared } => {
+                let c = whole(container, None, Some(shared));
+                name_first::serialize(&*c, &c.name, serializer)
+            }
             Object::Volume(v) => name_first::serialize(v, &v.name, serializer),
             Object::Mount(m) => name_first::serialize(m, &m.name, serializer),
         }
@@ -148,7 +158,10 @@ impl Value<'_> {
     fn owned(&self, written: &Written<'_>) -> serde_json::Value {
         let object = |object: &Object<'_>| {
             let whole = match *object {
-                Object::Container(step) => written.shared_env(step).map(|env| with_env(step, env)),
+                Object::Container(step)
+                | Object::Step {
+                    container: step, ..
+                } => written.whole(step),
                 _ => None,
             };
             match &whole {
@@ -242,10 +255,12 @@ impl Object<'_> {
     /// copied from `written`.
     fn write(&self, out: &mut Vec<u8>, written: &Written<'_>) {
         match self {
-            Object::Container(container) => match written.name_first(container) {
-                Some(json) => out.extend_from_slice(json),
-                None => write_json(out, self),
-            },
+            Object::Container(container) | Object::Step { container, .. } => {
+                match written.name_first(container) {
+                    Some(json) => out.extend_from_slice(json),
+                    None => write_json(out, self),
+                }
+            }
             other => write_json(out, other),
         }
     }

@@ -11,6 +11,12 @@
 //! is written without it, as the patch adds it (the API server copies the env); the hash
 //! covers the whole container, so that env is written once, however many steps share
 //! it, and read in its place in the types' order.
+//!
+//! The fields the wait steps of a plan have in common ([`crate::engine::plan::Step::shared`])
+//! are written once too, and each wait step's JSON is its own fields and those, merged
+//! in the types' order: the patch carries every wait step whole.
+
+use std::ops::Range;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 use serde::Serialize;
@@ -18,6 +24,7 @@ use serde::ser::{Impossible, SerializeStruct, Serializer};
 
 use super::name_first::struct_only;
 use super::write_json;
+use crate::engine::plan::whole;
 
 /// The injected containers, each written once as JSON.
 #[derive(Debug, Default)]
@@ -25,11 +32,15 @@ pub struct Written<'a> {
     entries: Vec<Entry<'a>>,
     /// The envs the containers share, each as `,"env":[…]`, and whose they are.
     envs: Vec<(&'a Vec<EnvVar>, Vec<u8>)>,
+    /// The shared fields of wait steps, each set written once, and whose they are.
+    shared: Vec<(&'a Container, Fields)>,
 }
 
 #[derive(Debug)]
 struct Entry<'a> {
     container: &'a Container,
+    /// The fields it shares with other steps and does not hold.
+    shared: Option<&'a Container>,
     /// `{"name":…,` then the other fields in the type's order, then `}`.
     json: Vec<u8>,
     /// Where the `"name":…` entry ends.
@@ -41,15 +52,61 @@ struct Entry<'a> {
     env: Option<(usize, usize)>,
 }
 
+/// A container's fields but `name`, each written as `,"key":value` exactly as
+/// serde_json's compact form writes them, in the type's order, and where each starts.
+#[derive(Debug, Default)]
+struct Fields {
+    json: Vec<u8>,
+    keys: Vec<(&'static str, usize)>,
+}
+
+impl Fields {
+    /// The fields of `container` but `name`.
+    fn of(container: &Container) -> Self {
+        let mut fields = Fields::default();
+        fields.write(container);
+        fields
+    }
+
+    /// Appends the fields of `container` but `name`.
+    fn write(&mut self, container: &Container) {
+        container
+            .serialize(&mut *self)
+            .expect("Kubernetes API types always serialize");
+    }
+
+    /// Each field's key and bytes.
+    fn iter(&self) -> impl Iterator<Item = (&'static str, Range<usize>)> + '_ {
+        let ends = self.keys.iter().skip(1).map(|&(_, at)| at);
+        self.keys
+            .iter()
+            .zip(ends.chain(std::iter::once(self.json.len())))
+            .map(|(&(key, start), end)| (key, start..end))
+    }
+}
+
 impl<'a> Written<'a> {
-    /// Writes each of `containers`, each with the env it shares and does not hold.
+    /// Writes each of `containers`, each with the env and the fields it shares and
+    /// does not hold.
     pub fn of(
-        containers: impl IntoIterator<Item = (&'a Container, Option<&'a Vec<EnvVar>>)>,
+        containers: impl IntoIterator<
+            Item = (
+                &'a Container,
+                Option<&'a Vec<EnvVar>>,
+                Option<&'a Container>,
+            ),
+        >,
     ) -> Self {
         let mut written = Written::default();
-        for (container, shared) in containers {
-            let env = shared.map(|env| written.env_index(env));
-            written.entries.push(Entry::of(container, env));
+        for (container, env, shared) in containers {
+            let env = env.map(|env| written.env_index(env));
+            let fields = shared.map(|shared| written.shared_index(shared));
+            let entry = Entry::of(
+                container,
+                env,
+                shared.zip(fields.map(|index| &written.shared[index].1)),
+            );
+            written.entries.push(entry);
         }
         written
     }
@@ -65,27 +122,44 @@ impl<'a> Written<'a> {
         self.envs.len() - 1
     }
 
-    /// The name-first JSON of `container`, when it is one of these very containers
-    /// (the patch's operations are views of the plan, so the plan's containers are
-    /// found by address).
-    pub fn name_first(&self, container: &Container) -> Option<&[u8]> {
+    fn shared_index(&mut self, shared: &'a Container) -> usize {
+        if let Some(index) = self
+            .shared
+            .iter()
+            .position(|(c, _)| std::ptr::eq(*c, shared))
+        {
+            return index;
+        }
+        self.shared.push((shared, Fields::of(shared)));
+        self.shared.len() - 1
+    }
+
+    fn entry(&self, container: &Container) -> Option<&Entry<'a>> {
         self.entries
             .iter()
             .find(|e| std::ptr::eq(e.container, container))
-            .map(|e| e.json.as_slice())
     }
 
-    /// The env that `container`, one of these very containers, shares and does not hold.
-    pub fn shared_env(&self, container: &Container) -> Option<&'a Vec<EnvVar>> {
-        let entry = self
-            .entries
-            .iter()
-            .find(|e| std::ptr::eq(e.container, container))?;
-        entry.env.map(|(index, _)| self.envs[index].0)
+    /// The name-first JSON of `container`, when it is one of these very containers
+    /// (the patch's operations are views of the plan, so the plan's containers are
+    /// found by address): with the fields it shares, without the env it shares.
+    pub fn name_first(&self, container: &Container) -> Option<&[u8]> {
+        self.entry(container).map(|e| e.json.as_slice())
     }
 
-    /// The bytes of `serde_json::to_vec(&containers)` for these containers, each with
-    /// the env it shares, as pieces, in order, for a hasher.
+    /// The whole container, when `container` is one of these very containers and
+    /// shares an env or fields that it does not hold.
+    pub fn whole(&self, container: &Container) -> Option<Container> {
+        let entry = self.entry(container)?;
+        let env = entry.env.map(|(index, _)| self.envs[index].0.as_slice());
+        if env.is_none() && entry.shared.is_none() {
+            return None;
+        }
+        Some(whole(container, env, entry.shared).into_owned())
+    }
+
+    /// The bytes of `serde_json::to_vec(&containers)` for these containers, each
+    /// whole, as pieces, in order, for a hasher.
     pub fn api_order(&self) -> impl Iterator<Item = &[u8]> {
         let entries = self.entries.iter().enumerate();
         std::iter::once(&b"["[..])
@@ -103,28 +177,52 @@ impl<'a> Written<'a> {
 }
 
 impl<'a> Entry<'a> {
-    /// `container` written name first; with `env` (its shared env, an index into
-    /// [`Written::envs`]), where that env goes is noted.
-    fn of(container: &'a Container, env: Option<usize>) -> Self {
-        let mut json = Vec::with_capacity(512);
+    /// `container` written name first, with `shared` (the fields it shares, as written
+    /// once) merged in; with `env` (its shared env, an index into [`Written::envs`]),
+    /// where that env goes is noted.
+    fn of(
+        container: &'a Container,
+        env: Option<usize>,
+        shared: Option<(&'a Container, &Fields)>,
+    ) -> Self {
+        let shared_len = shared.map_or(0, |(_, fields)| fields.json.len());
+        let mut json = Vec::with_capacity(512 + shared_len);
         json.extend_from_slice(br#"{"name":"#);
         write_json(&mut json, &container.name);
         let name_end = json.len();
-        let mut fields = Fields {
-            out: &mut json,
-            split: None,
-            env_at: None,
-            env_shared: env.is_some(),
+        // Where, in `json`, each field but name starts, in the type's order.
+        let starts: Vec<(&str, usize)> = match shared {
+            None => {
+                let mut fields = Fields {
+                    json,
+                    keys: Vec::with_capacity(16),
+                };
+                fields.write(container);
+                json = fields.json;
+                fields.keys
+            }
+            Some((_, shared)) => {
+                let own = Fields::of(container);
+                debug_assert!(
+                    own.keys.iter().all(|(key, _)| *key == "args"),
+                    "a step that shares fields holds only its name and args"
+                );
+                merge(&mut json, &own, shared)
+            }
         };
-        container
-            .serialize(&mut fields)
-            .expect("Kubernetes API types always serialize");
-        let (split, env_at) = (fields.split, fields.env_at);
-        let split = split.unwrap_or(json.len());
-        let env_at = env_at.unwrap_or(split);
+        let start_of_first = |after: &str| {
+            starts
+                .iter()
+                .find(|(key, _)| *key > after)
+                .map(|&(_, at)| at)
+        };
+        let split = start_of_first("name").unwrap_or(json.len());
+        // `env` goes before the first key after it, which may be `name` itself.
+        let env_at = start_of_first("env").map_or(split, |at| at.min(split));
         json.push(b'}');
         Entry {
             container,
+            shared: shared.map(|(container, _)| container),
             json,
             name_end,
             split,
@@ -161,17 +259,37 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// Writes a struct's fields after an already written `name`, each as `,"key":value`
-/// exactly as serde_json's compact form writes them, and notes where `name` came by.
-struct Fields<'o> {
-    out: &'o mut Vec<u8>,
-    split: Option<usize>,
-    /// Where the first field after `env` in the type's order starts, when `env_shared`.
-    env_at: Option<usize>,
-    env_shared: bool,
+/// Appends the fields of `own` and `shared` to `json` in the type's order (both are in
+/// it, and no key is in both), and returns where each starts.
+fn merge(json: &mut Vec<u8>, own: &Fields, shared: &Fields) -> Vec<(&'static str, usize)> {
+    let mut starts = Vec::with_capacity(own.keys.len() + shared.keys.len());
+    let (mut own_fields, mut shared_fields) = (own.iter().peekable(), shared.iter().peekable());
+    loop {
+        let from_own = match (own_fields.peek(), shared_fields.peek()) {
+            (Some((a, _)), Some((b, _))) => {
+                debug_assert_ne!(a, b, "a step holds no field that it shares");
+                a < b
+            }
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let (key, bytes, range) = if from_own {
+            let (key, range) = own_fields.next().expect("peeked");
+            (key, &own.json, range)
+        } else {
+            let (key, range) = shared_fields.next().expect("peeked");
+            (key, &shared.json, range)
+        };
+        starts.push((key, json.len()));
+        json.extend_from_slice(&bytes[range]);
+    }
+    starts
 }
 
-impl SerializeStruct for &mut Fields<'_> {
+/// Writes a struct's fields but `name`, each as `,"key":value` exactly as serde_json's
+/// compact form writes them, and notes where each starts.
+impl SerializeStruct for &mut Fields {
     type Ok = ();
     type Error = serde_json::Error;
 
@@ -180,18 +298,14 @@ impl SerializeStruct for &mut Fields<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), serde_json::Error> {
-        // The type's order is alphabetical: `env` goes before the first key after it.
-        if self.env_shared && self.env_at.is_none() && key > "env" {
-            self.env_at = Some(self.out.len());
-        }
         if key == "name" {
-            self.split = Some(self.out.len());
             return Ok(());
         }
-        self.out.push(b',');
-        serde_json::to_writer(&mut *self.out, key)?;
-        self.out.push(b':');
-        serde_json::to_writer(&mut *self.out, value)
+        self.keys.push((key, self.json.len()));
+        self.json.push(b',');
+        serde_json::to_writer(&mut self.json, key)?;
+        self.json.push(b':');
+        serde_json::to_writer(&mut self.json, value)
     }
 
     fn end(self) -> Result<(), serde_json::Error> {
@@ -204,7 +318,7 @@ fn not_a_struct() -> serde_json::Error {
 }
 
 /// A container serializes as a struct; nothing else is written through this.
-impl<'f, 'o> Serializer for &'f mut Fields<'o> {
+impl<'f> Serializer for &'f mut Fields {
     type Ok = ();
     type Error = serde_json::Error;
     type SerializeStruct = Self;
@@ -279,7 +393,7 @@ mod tests {
     }
 
     fn unshared(containers: &[Container]) -> Written<'_> {
-        Written::of(containers.iter().map(|c| (c, None)))
+        Written::of(containers.iter().map(|c| (c, None, None)))
     }
 
     #[test]
@@ -329,7 +443,7 @@ mod tests {
                 ..c.clone()
             })
             .collect();
-        let written = Written::of(lean.iter().map(|c| (c, Some(&env))));
+        let written = Written::of(lean.iter().map(|c| (c, Some(&env), None)));
         let api_order: Vec<u8> = written.api_order().flatten().copied().collect();
         assert_eq!(
             String::from_utf8(api_order).unwrap(),
@@ -341,6 +455,72 @@ mod tests {
                 written.name_first(container),
                 Some(&name_first(container)[..])
             );
+        }
+    }
+
+    #[test]
+    fn shared_fields_are_merged_in_the_types_order_and_written_once() {
+        let env = vec![EnvVar {
+            name: "A".into(),
+            value: Some("1".into()),
+            ..Default::default()
+        }];
+        // Shared fields on both sides of `name` and of `env`; a step holds only its
+        // name and args.
+        let shared = Container {
+            command: Some(vec!["init-injector".into(), "wait".into()]),
+            image: Some("injector:1".into()),
+            security_context: Some(SecurityContext {
+                run_as_non_root: Some(true),
+                ..Default::default()
+            }),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "data".into(),
+                mount_path: "/data".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let steps = [
+            Container {
+                name: "wait-a".into(),
+                args: Some(vec!["a:1".into()]),
+                ..Default::default()
+            },
+            Container {
+                name: "wait-b".into(),
+                args: Some(vec!["--step".into(), "2/3".into(), "b:2".into()]),
+                ..Default::default()
+            },
+            Container {
+                name: "only-name".into(),
+                ..Default::default()
+            },
+        ];
+        let whole: Vec<Container> = steps
+            .iter()
+            .map(|c| crate::engine::plan::whole(c, Some(&env), Some(&shared)).into_owned())
+            .collect();
+        assert_eq!(whole[1].image.as_deref(), Some("injector:1"));
+        assert_eq!(whole[1].args.as_ref().map(Vec::len), Some(3));
+        let written = Written::of(steps.iter().map(|c| (c, Some(&env), Some(&shared))));
+        let api_order: Vec<u8> = written.api_order().flatten().copied().collect();
+        assert_eq!(
+            String::from_utf8(api_order).unwrap(),
+            serde_json::to_string(&whole).unwrap()
+        );
+        assert_eq!(written.shared.len(), 1, "the shared fields, written once");
+        for (step, whole) in steps.iter().zip(&whole) {
+            // The patch adds the step whole but for the env it copies.
+            let without_env = Container {
+                env: None,
+                ..whole.clone()
+            };
+            assert_eq!(
+                written.name_first(step),
+                Some(&name_first(&without_env)[..])
+            );
+            assert_eq!(written.whole(step).as_ref(), Some(whole));
         }
     }
 

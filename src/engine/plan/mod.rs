@@ -14,6 +14,7 @@ mod wait;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
@@ -55,8 +56,15 @@ pub struct Plan {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     /// The init container, except for the env of a step that runs with an app
-    /// container's env ([`Step::env_of`]): that env is not copied here.
+    /// container's env ([`Step::env_of`]) and the fields it has in common with the
+    /// plan's other wait steps ([`Step::shared`]): those are not copied here.
     pub container: Container,
+    /// What a wait step has in common with every wait step of its plan (image, command,
+    /// resources, securityContext, volume mounts), held once for all of them: `container`
+    /// then holds only `name` and `args`, and the shared container has neither. Each
+    /// copy was some twenty strings to allocate, serialize and drop again per step.
+    /// [`Step::container_in`] gives the whole container.
+    pub shared: Option<Arc<Container>>,
     /// The index, in the pod's `containers`, of the app container whose (non-empty) `env`
     /// this step runs with. It is left out of `container` (whose `env` is `None`): the
     /// patch has the API server copy it (a JSON Patch `copy`), and on a pod with a large
@@ -93,12 +101,13 @@ pub enum Origin {
 
 impl Step {
     /// The whole init container, with the env of [`Step::env_of`] taken from `spec`
-    /// (the pod the plan was made for).
+    /// (the pod the plan was made for) and the fields of [`Step::shared`].
     pub fn container_in(&self, spec: &PodSpec) -> Cow<'_, Container> {
-        match self.shared_env(spec) {
-            Some(env) => Cow::Owned(with_env(&self.container, env)),
-            None => Cow::Borrowed(&self.container),
-        }
+        whole(
+            &self.container,
+            self.shared_env(spec).map(Vec::as_slice),
+            self.shared.as_deref(),
+        )
     }
 
     /// The app container's env this step runs with and does not hold.
@@ -108,12 +117,27 @@ impl Step {
     }
 }
 
-/// A step's whole container: `container`, planned without the env it shares, with `env`.
-pub fn with_env(container: &Container, env: &[EnvVar]) -> Container {
-    Container {
-        env: Some(env.to_vec()),
-        ..container.clone()
+/// A step's whole container: `container`, planned without the env and the fields it
+/// shares, with `env` and the fields of `shared` (which holds neither `name` nor `args`,
+/// the only fields `container` then holds).
+pub fn whole<'c>(
+    container: &'c Container,
+    env: Option<&[EnvVar]>,
+    shared: Option<&Container>,
+) -> Cow<'c, Container> {
+    let mut whole = match shared {
+        None if env.is_none() => return Cow::Borrowed(container),
+        None => container.clone(),
+        Some(shared) => Container {
+            name: container.name.clone(),
+            args: container.args.clone(),
+            ..shared.clone()
+        },
+    };
+    if let Some(env) = env {
+        whole.env = Some(env.to_vec());
     }
+    Cow::Owned(whole)
 }
 
 /// Removes what an earlier pass injected (per its `P/status`) from `spec`.

@@ -77,6 +77,7 @@ impl<'a> Planner<'a> {
         Some(Step {
             container,
             env_of: None,
+            shared: None,
             origin: Origin::Policy {
                 source_container,
                 template,

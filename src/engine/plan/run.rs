@@ -63,6 +63,7 @@ impl<'a> Planner<'a> {
         Some(Step {
             container: run_container(run, source, mounts, env_of.is_none()),
             env_of,
+            shared: None,
             origin: Origin::Run {
                 source_container: source.name.clone(),
             },

@@ -1,6 +1,7 @@
 //! Wait steps: one init container per `P/wait-for` target, running `init-injector wait`
 //! in the injector's own image with the restricted securityContext.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
@@ -46,6 +47,7 @@ impl Planner<'_> {
             .map(|target| (*target, pod_source.clone()))
             .collect();
         let (policy_count, pod_count) = (policy_waits.len(), pod_waits.len());
+        let shared = (policy_count + pod_count > 0).then(|| Arc::new(self.wait_shared(mounts)));
         for (index, (target, source)) in policy_waits.into_iter().chain(pod_waits).enumerate() {
             let reason = match &source {
                 Source::Policy(policy) => format!(
@@ -86,8 +88,9 @@ impl Planner<'_> {
                 target: seed,
             };
             steps.push(Step {
-                container: self.wait_container(name, args, mounts),
+                container: wait_container(name, args),
                 env_of: None,
+                shared: shared.clone(),
                 origin: Origin::Wait {
                     target: target.clone(),
                     timeout,
@@ -116,30 +119,34 @@ impl Planner<'_> {
         }
     }
 
-    fn wait_container(
-        &self,
-        name: String,
-        args: WaitArgs<'_>,
-        mounts: &[VolumeMount],
-    ) -> Container {
+    /// What every wait step of a plan has in common ([`Step::shared`]).
+    fn wait_shared(&self, mounts: &[VolumeMount]) -> Container {
         Container {
-            name,
             image: Some(self.config.wait_image.clone()),
             command: Some(vec![IMAGE_BINARY_PATH.to_owned(), "wait".to_owned()]),
-            args: Some(vec![
-                "--timeout".to_owned(),
-                args.timeout.to_owned(),
-                "--interval".to_owned(),
-                args.interval.to_owned(),
-                "--step".to_owned(),
-                args.step_label,
-                args.target,
-            ]),
             resources: Some(self.wait_resources()),
             security_context: Some(restricted_security_context()),
             volume_mounts: (!mounts.is_empty()).then(|| mounts.to_vec()),
             ..Default::default()
         }
+    }
+}
+
+/// What is a wait step's own: its name and what `init-injector wait` is told. The rest
+/// is [`Planner::wait_shared`].
+fn wait_container(name: String, args: WaitArgs<'_>) -> Container {
+    Container {
+        name,
+        args: Some(vec![
+            "--timeout".to_owned(),
+            args.timeout.to_owned(),
+            "--interval".to_owned(),
+            args.interval.to_owned(),
+            "--step".to_owned(),
+            args.step_label,
+            args.target,
+        ]),
+        ..Default::default()
     }
 }
 

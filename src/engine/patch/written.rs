@@ -318,7 +318,7 @@ fn not_a_struct() -> serde_json::Error {
 }
 
 /// A container serializes as a struct; nothing else is written through this.
-impl<'f> Serializer for &'f mut Fields {
+impl Serializer for &mut Fields {
     type Ok = ();
     type Error = serde_json::Error;
     type SerializeStruct = Self;

@@ -254,7 +254,7 @@ fn run_steps_copy_their_source_container() {
         spec,
     );
     let (_, injection) = inject(&pod);
-    let step = &injection.plan.steps[0].container;
+    let step = &*injection.plan.steps[0].container_in(pod.spec.as_ref().unwrap());
     assert_eq!(
         (step.image.as_deref(), step.image_pull_policy.as_deref()),
         (Some("tool:9"), None)

@@ -24,7 +24,7 @@ use serde::ser::{Impossible, SerializeStruct, Serializer};
 
 use super::name_first::struct_only;
 use super::write_json;
-use crate::engine::plan::whole;
+use crate::engine::plan::{OWN_FIELDS, whole};
 
 /// The injected containers, each written once as JSON.
 #[derive(Debug, Default)]
@@ -204,8 +204,8 @@ impl<'a> Entry<'a> {
             Some((_, shared)) => {
                 let own = Fields::of(container);
                 debug_assert!(
-                    own.keys.iter().all(|(key, _)| *key == "args"),
-                    "a step that shares fields holds only its name and args"
+                    own.keys.iter().all(|(key, _)| OWN_FIELDS.contains(key)),
+                    "a step that shares fields holds only its own"
                 );
                 merge(&mut json, &own, shared)
             }
@@ -332,7 +332,9 @@ impl Serializer for &mut Fields {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{Container, EnvVar, SecurityContext, VolumeMount};
+    use k8s_openapi::api::core::v1::{
+        Container, EnvFromSource, EnvVar, SecurityContext, VolumeMount,
+    };
 
     use super::Written;
 
@@ -465,11 +467,13 @@ mod tests {
             value: Some("1".into()),
             ..Default::default()
         }];
-        // Shared fields on both sides of `name` and of `env`; a step holds only its
-        // name and args.
+        // Shared fields on both sides of `name` and of `env`, and own fields between
+        // them: only a merge in the types' order writes these right.
         let shared = Container {
-            command: Some(vec!["init-injector".into(), "wait".into()]),
-            image: Some("injector:1".into()),
+            env_from: Some(vec![EnvFromSource {
+                prefix: Some("P_".into()),
+                ..Default::default()
+            }]),
             security_context: Some(SecurityContext {
                 run_as_non_root: Some(true),
                 ..Default::default()
@@ -479,6 +483,7 @@ mod tests {
                 mount_path: "/data".into(),
                 ..Default::default()
             }]),
+            working_dir: Some("/w".into()),
             ..Default::default()
         };
         let steps = [
@@ -488,8 +493,10 @@ mod tests {
                 ..Default::default()
             },
             Container {
-                name: "wait-b".into(),
-                args: Some(vec!["--step".into(), "2/3".into(), "b:2".into()]),
+                name: "run-b".into(),
+                command: Some(vec!["npm".into(), "test".into()]),
+                image: Some("app:2".into()),
+                image_pull_policy: Some("Always".into()),
                 ..Default::default()
             },
             Container {
@@ -501,8 +508,8 @@ mod tests {
             .iter()
             .map(|c| crate::engine::plan::whole(c, Some(&env), Some(&shared)).into_owned())
             .collect();
-        assert_eq!(whole[1].image.as_deref(), Some("injector:1"));
-        assert_eq!(whole[1].args.as_ref().map(Vec::len), Some(3));
+        assert_eq!(whole[1].image.as_deref(), Some("app:2"));
+        assert_eq!(whole[1].working_dir.as_deref(), Some("/w"));
         let written = Written::of(steps.iter().map(|c| (c, Some(&env), Some(&shared))));
         let api_order: Vec<u8> = written.api_order().flatten().copied().collect();
         assert_eq!(

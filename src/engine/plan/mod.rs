@@ -59,11 +59,14 @@ pub struct Step {
     /// container's env ([`Step::env_of`]) and the fields it has in common with the
     /// plan's other wait steps ([`Step::shared`]): those are not copied here.
     pub container: Container,
-    /// What a wait step has in common with every wait step of its plan (image, command,
-    /// resources, securityContext, volume mounts), held once for all of them: `container`
-    /// then holds only `name` and `args`, and the shared container has neither. Each
-    /// copy was some twenty strings to allocate, serialize and drop again per step.
-    /// [`Step::container_in`] gives the whole container.
+    /// What the step has in common with other steps of its plan, held once for all of
+    /// them: for a wait step, what every wait step has (the injector's image, command,
+    /// resources, securityContext, mounts); for a run step, what every run step that
+    /// copies the same app container copies (envFrom, env unless [`Step::env_of`],
+    /// mounts, working directory, securityContext, resources). `container` then holds
+    /// only the step's own fields ([`OWN_FIELDS`]) and the shared container none of
+    /// them. Each copy was some twenty strings to allocate, serialize and drop again per
+    /// step. [`Step::container_in`] gives the whole container.
     pub shared: Option<Arc<Container>>,
     /// The index, in the pod's `containers`, of the app container whose (non-empty) `env`
     /// this step runs with. It is left out of `container` (whose `env` is `None`): the
@@ -117,9 +120,13 @@ impl Step {
     }
 }
 
+/// The fields of a step's container that are its own when it shares the rest
+/// ([`Step::shared`]), as the API names them.
+pub const OWN_FIELDS: [&str; 5] = ["args", "command", "image", "imagePullPolicy", "name"];
+
 /// A step's whole container: `container`, planned without the env and the fields it
-/// shares, with `env` and the fields of `shared` (which holds neither `name` nor `args`,
-/// the only fields `container` then holds).
+/// shares, with `env` and the fields of `shared` (which holds none of the
+/// [`OWN_FIELDS`], the only fields `container` then holds).
 pub fn whole<'c>(
     container: &'c Container,
     env: Option<&[EnvVar]>,
@@ -128,11 +135,19 @@ pub fn whole<'c>(
     let mut whole = match shared {
         None if env.is_none() => return Cow::Borrowed(container),
         None => container.clone(),
-        Some(shared) => Container {
-            name: container.name.clone(),
-            args: container.args.clone(),
-            ..shared.clone()
-        },
+        Some(shared) => {
+            fn own<T: Clone>(field: &Option<T>, theirs: &Option<T>) -> Option<T> {
+                field.as_ref().or(theirs.as_ref()).cloned()
+            }
+            Container {
+                name: container.name.clone(),
+                args: own(&container.args, &shared.args),
+                command: own(&container.command, &shared.command),
+                image: own(&container.image, &shared.image),
+                image_pull_policy: own(&container.image_pull_policy, &shared.image_pull_policy),
+                ..shared.clone()
+            }
+        }
     };
     if let Some(env) = env {
         whole.env = Some(env.to_vec());
@@ -242,6 +257,8 @@ struct Planner<'a> {
     pod_waits: Vec<&'a WaitTarget>,
     /// How many steps the block has, for the `[I/N]` of each wait step's log.
     total: usize,
+    /// What run steps copy from an app container, by its index ([`Step::shared`]).
+    copied: Vec<(usize, Arc<Container>)>,
     errors: Vec<AnnotationError>,
     warnings: Vec<String>,
 }
@@ -291,6 +308,7 @@ impl<'a> Planner<'a> {
             taken: BTreeMap::new(),
             total: applied.waits.len() + pod_waits.len() + applied.steps.len() + pod_step_count,
             pod_waits,
+            copied: Vec::new(),
             errors: Vec::new(),
             warnings,
         }

@@ -1,6 +1,8 @@
 //! Run steps: one init container per `P/run.NAME`, in the image and with the env, mounts,
 //! working directory, securityContext and resources of the app container it copies.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{Container, VolumeMount};
 
 use super::{DEFAULT_CONTAINER_ANNOTATION, Origin, Planner, Step};
@@ -60,16 +62,34 @@ impl<'a> Planner<'a> {
             .as_ref()
             .is_some_and(|env| !env.is_empty())
             .then_some(index);
+        let shared = self.copied_from(index, source, mounts, env_of.is_none());
         Some(Step {
-            container: run_container(run, source, mounts, env_of.is_none()),
+            container: run_container(run, source),
             env_of,
-            shared: None,
+            shared: Some(shared),
             origin: Origin::Run {
                 source_container: source.name.clone(),
             },
             source: self.source_of_key(|| self.keys.run(&run.name)),
             reason: order_rule.to_owned(),
         })
+    }
+
+    /// What every run step that copies the app container at `index` (`source`) shares
+    /// ([`Step::shared`]), made once per plan.
+    fn copied_from(
+        &mut self,
+        index: usize,
+        source: &Container,
+        mounts: &[VolumeMount],
+        with_env: bool,
+    ) -> Arc<Container> {
+        if let Some((_, shared)) = self.copied.iter().find(|(i, _)| *i == index) {
+            return shared.clone();
+        }
+        let shared = Arc::new(copied_fields(source, mounts, with_env));
+        self.copied.push((index, shared.clone()));
+        shared
     }
 
     /// A step's name must not be taken by the pod or by a wait step.
@@ -146,20 +166,9 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// The step's container; its env only when `with_env` (else the step shares the
-/// source's, see [`Step::env_of`]). The webhook decodes only the fields of an app
-/// container that this and `policy::copied_container` read (its `AppContainer`): a
-/// field copied here must be added there too, or its test fails.
-fn run_container(
-    run: &RunDirective,
-    source: &Container,
-    mounts: &[VolumeMount],
-    with_env: bool,
-) -> Container {
-    let own = source.volume_mounts.as_deref().unwrap_or_default();
-    let mut volume_mounts = Vec::with_capacity(own.len() + mounts.len());
-    volume_mounts.extend_from_slice(own);
-    volume_mounts.extend_from_slice(mounts);
+/// What is a run step's own: its name, its command, and its image (the app container's,
+/// with its pull policy, unless the step names one). The rest is [`copied_fields`].
+fn run_container(run: &RunDirective, source: &Container) -> Container {
     let (image, image_pull_policy) = match &run.image {
         Some(image) => (Some(image.clone()), None),
         None => (source.image.clone(), source.image_pull_policy.clone()),
@@ -169,6 +178,22 @@ fn run_container(
         image,
         image_pull_policy,
         command: Some(run.argv.clone()),
+        ..Default::default()
+    }
+}
+
+/// What a run step copies from its app container `source` besides the image: envFrom,
+/// mounts (with the plan's), working directory, securityContext, resources, and its env
+/// only when `with_env` (else the step shares the source's, see [`Step::env_of`]). The
+/// webhook decodes only the fields of an app container that this, [`run_container`] and
+/// `policy::copied_container` read (its `AppContainer`): a field copied here must be
+/// added there too, or its test fails.
+fn copied_fields(source: &Container, mounts: &[VolumeMount], with_env: bool) -> Container {
+    let own = source.volume_mounts.as_deref().unwrap_or_default();
+    let mut volume_mounts = Vec::with_capacity(own.len() + mounts.len());
+    volume_mounts.extend_from_slice(own);
+    volume_mounts.extend_from_slice(mounts);
+    Container {
         env: if with_env { source.env.clone() } else { None },
         env_from: source.env_from.clone(),
         volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),

@@ -56,8 +56,8 @@ pub struct Plan {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     /// The init container, except for the env of a step that runs with an app
-    /// container's env ([`Step::env_of`]) and the fields it has in common with the
-    /// plan's other wait steps ([`Step::shared`]): those are not copied here.
+    /// container's env ([`Step::env_of`]) and the fields it has in common with other
+    /// steps of its plan ([`Step::shared`]): those are not copied here.
     pub container: Container,
     /// What the step has in common with other steps of its plan, held once for all of
     /// them: for a wait step, what every wait step has (the injector's image, command,

@@ -12,9 +12,9 @@
 //! covers the whole container, so that env is written once, however many steps share
 //! it, and read in its place in the types' order.
 //!
-//! The fields the wait steps of a plan have in common ([`crate::engine::plan::Step::shared`])
-//! are written once too, and each wait step's JSON is its own fields and those, merged
-//! in the types' order: the patch carries every wait step whole.
+//! The fields steps of a plan have in common ([`crate::engine::plan::Step::shared`]) are
+//! written once too, and each such step's JSON is its own fields and those, merged in the
+//! types' order: the patch carries every step whole but for the env it copies.
 
 use std::ops::Range;
 
@@ -32,7 +32,7 @@ pub struct Written<'a> {
     entries: Vec<Entry<'a>>,
     /// The envs the containers share, each as `,"env":[…]`, and whose they are.
     envs: Vec<(&'a Vec<EnvVar>, Vec<u8>)>,
-    /// The shared fields of wait steps, each set written once, and whose they are.
+    /// The fields steps share, each set written once, and whose they are.
     shared: Vec<(&'a Container, Fields)>,
 }
 
@@ -64,15 +64,10 @@ impl Fields {
     /// The fields of `container` but `name`.
     fn of(container: &Container) -> Self {
         let mut fields = Fields::default();
-        fields.write(container);
-        fields
-    }
-
-    /// Appends the fields of `container` but `name`.
-    fn write(&mut self, container: &Container) {
         container
-            .serialize(&mut *self)
+            .serialize(&mut fields)
             .expect("Kubernetes API types always serialize");
+        fields
     }
 
     /// Each field's key and bytes.
@@ -100,12 +95,12 @@ impl<'a> Written<'a> {
         let mut written = Written::default();
         for (container, env, shared) in containers {
             let env = env.map(|env| written.env_index(env));
-            let fields = shared.map(|shared| written.shared_index(shared));
-            let entry = Entry::of(
-                container,
-                env,
-                shared.zip(fields.map(|index| &written.shared[index].1)),
-            );
+            let index = shared.map(|shared| written.shared_index(shared));
+            let shared = index.map(|index| {
+                let (container, fields) = &written.shared[index];
+                (*container, fields)
+            });
+            let entry = Entry::of(container, env, shared);
             written.entries.push(entry);
         }
         written
@@ -190,26 +185,14 @@ impl<'a> Entry<'a> {
         json.extend_from_slice(br#"{"name":"#);
         write_json(&mut json, &container.name);
         let name_end = json.len();
+        let own = Fields::of(container);
+        debug_assert!(
+            shared.is_none() || own.keys.iter().all(|(key, _)| OWN_FIELDS.contains(key)),
+            "a step that shares fields holds only its own"
+        );
         // Where, in `json`, each field but name starts, in the type's order.
-        let starts: Vec<(&str, usize)> = match shared {
-            None => {
-                let mut fields = Fields {
-                    json,
-                    keys: Vec::with_capacity(16),
-                };
-                fields.write(container);
-                json = fields.json;
-                fields.keys
-            }
-            Some((_, shared)) => {
-                let own = Fields::of(container);
-                debug_assert!(
-                    own.keys.iter().all(|(key, _)| OWN_FIELDS.contains(key)),
-                    "a step that shares fields holds only its own"
-                );
-                merge(&mut json, &own, shared)
-            }
-        };
+        let none = Fields::default();
+        let starts = merge(&mut json, &own, shared.map_or(&none, |(_, fields)| fields));
         let start_of_first = |after: &str| {
             starts
                 .iter()
@@ -467,24 +450,20 @@ mod tests {
             value: Some("1".into()),
             ..Default::default()
         }];
-        // Shared fields on both sides of `name` and of `env`, and own fields between
-        // them: only a merge in the types' order writes these right.
+        // Shared fields on both sides of `name` and of `env` (the first test container's
+        // but its own fields and env, and an envFrom), and own fields between them: only
+        // a merge in the types' order writes these right.
         let shared = Container {
+            name: String::new(),
+            args: None,
+            command: None,
+            image: None,
+            env: None,
             env_from: Some(vec![EnvFromSource {
                 prefix: Some("P_".into()),
                 ..Default::default()
             }]),
-            security_context: Some(SecurityContext {
-                run_as_non_root: Some(true),
-                ..Default::default()
-            }),
-            volume_mounts: Some(vec![VolumeMount {
-                name: "data".into(),
-                mount_path: "/data".into(),
-                ..Default::default()
-            }]),
-            working_dir: Some("/w".into()),
-            ..Default::default()
+            ..containers().swap_remove(0)
         };
         let steps = [
             Container {
@@ -509,7 +488,7 @@ mod tests {
             .map(|c| crate::engine::plan::whole(c, Some(&env), Some(&shared)).into_owned())
             .collect();
         assert_eq!(whole[1].image.as_deref(), Some("app:2"));
-        assert_eq!(whole[1].working_dir.as_deref(), Some("/w"));
+        assert_eq!(whole[1].working_dir.as_deref(), Some("/app"));
         let written = Written::of(steps.iter().map(|c| (c, Some(&env), Some(&shared))));
         let api_order: Vec<u8> = written.api_order().flatten().copied().collect();
         assert_eq!(

@@ -61,13 +61,30 @@ struct Fields {
 }
 
 impl Fields {
+    /// Room for a container's fields (a wait step's shared ones are some 600 bytes in
+    /// 5 fields): writing them into a buffer that grows from nothing took a dozen
+    /// reallocations per container.
+    fn with_capacity() -> Self {
+        Fields {
+            json: Vec::with_capacity(1024),
+            keys: Vec::with_capacity(16),
+        }
+    }
+
     /// The fields of `container` but `name`.
     fn of(container: &Container) -> Self {
-        let mut fields = Fields::default();
-        container
-            .serialize(&mut fields)
-            .expect("Kubernetes API types always serialize");
+        let mut fields = Fields::with_capacity();
+        fields.write(container);
         fields
+    }
+
+    /// Replaces what this holds with the fields of `container` but `name`.
+    fn write(&mut self, container: &Container) {
+        self.json.clear();
+        self.keys.clear();
+        container
+            .serialize(&mut *self)
+            .expect("Kubernetes API types always serialize");
     }
 
     /// Each field's key and bytes.
@@ -93,6 +110,8 @@ impl<'a> Written<'a> {
         >,
     ) -> Self {
         let mut written = Written::default();
+        // Each container's own fields, written here before they are merged into its JSON.
+        let mut own = Fields::with_capacity();
         for (container, env, shared) in containers {
             let env = env.map(|env| written.env_index(env));
             let index = shared.map(|shared| written.shared_index(shared));
@@ -100,7 +119,7 @@ impl<'a> Written<'a> {
                 let (container, fields) = &written.shared[index];
                 (*container, fields)
             });
-            let entry = Entry::of(container, env, shared);
+            let entry = Entry::of(container, env, shared, &mut own);
             written.entries.push(entry);
         }
         written
@@ -174,34 +193,44 @@ impl<'a> Written<'a> {
 impl<'a> Entry<'a> {
     /// `container` written name first, with `shared` (the fields it shares, as written
     /// once) merged in; with `env` (its shared env, an index into [`Written::envs`]),
-    /// where that env goes is noted.
+    /// where that env goes is noted. `own` is room to write its own fields in.
     fn of(
         container: &'a Container,
         env: Option<usize>,
         shared: Option<(&'a Container, &Fields)>,
+        own: &mut Fields,
     ) -> Self {
         let shared_len = shared.map_or(0, |(_, fields)| fields.json.len());
         let mut json = Vec::with_capacity(512 + shared_len);
         json.extend_from_slice(br#"{"name":"#);
         write_json(&mut json, &container.name);
         let name_end = json.len();
-        let own = Fields::of(container);
+        own.write(container);
+        let own = &*own;
         debug_assert!(
             shared.is_none() || own.keys.iter().all(|(key, _)| OWN_FIELDS.contains(key)),
             "a step that shares fields holds only its own"
         );
-        // Where, in `json`, each field but name starts, in the type's order.
+        // Where, in `json`, the first field after `name` and the first after `env` start,
+        // in the type's order.
+        let (mut after_name, mut after_env) = (None, None);
         let none = Fields::default();
-        let starts = merge(&mut json, &own, shared.map_or(&none, |(_, fields)| fields));
-        let start_of_first = |after: &str| {
-            starts
-                .iter()
-                .find(|(key, _)| *key > after)
-                .map(|&(_, at)| at)
-        };
-        let split = start_of_first("name").unwrap_or(json.len());
+        merge(
+            &mut json,
+            own,
+            shared.map_or(&none, |(_, fields)| fields),
+            |key, at| {
+                if key > "env" && after_env.is_none() {
+                    after_env = Some(at);
+                }
+                if key > "name" && after_name.is_none() {
+                    after_name = Some(at);
+                }
+            },
+        );
+        let split = after_name.unwrap_or(json.len());
         // `env` goes before the first key after it, which may be `name` itself.
-        let env_at = start_of_first("env").map_or(split, |at| at.min(split));
+        let env_at = after_env.map_or(split, |at| at.min(split));
         json.push(b'}');
         Entry {
             container,
@@ -243,9 +272,13 @@ impl<'a> Entry<'a> {
 }
 
 /// Appends the fields of `own` and `shared` to `json` in the type's order (both are in
-/// it, and no key is in both), and returns where each starts.
-fn merge(json: &mut Vec<u8>, own: &Fields, shared: &Fields) -> Vec<(&'static str, usize)> {
-    let mut starts = Vec::with_capacity(own.keys.len() + shared.keys.len());
+/// it, and no key is in both), telling `started` each key and where it starts.
+fn merge(
+    json: &mut Vec<u8>,
+    own: &Fields,
+    shared: &Fields,
+    mut started: impl FnMut(&'static str, usize),
+) {
     let (mut own_fields, mut shared_fields) = (own.iter().peekable(), shared.iter().peekable());
     loop {
         let from_own = match (own_fields.peek(), shared_fields.peek()) {
@@ -264,10 +297,9 @@ fn merge(json: &mut Vec<u8>, own: &Fields, shared: &Fields) -> Vec<(&'static str
             let (key, range) = shared_fields.next().expect("peeked");
             (key, &shared.json, range)
         };
-        starts.push((key, json.len()));
+        started(key, json.len());
         json.extend_from_slice(&bytes[range]);
     }
-    starts
 }
 
 /// Writes a struct's fields but `name`, each as `,"key":value` exactly as serde_json's

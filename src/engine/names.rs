@@ -52,17 +52,29 @@ pub fn hex_prefix(bytes: &[u8], len: usize) -> String {
         .collect()
 }
 
-/// Lowercases `text` and turns every run of other characters into one '-'.
-fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        let ch = ch.to_ascii_lowercase();
-        if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
-            out.push(ch);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
+/// What `text` writes, lowercased, with every run of other characters turned into one
+/// '-' (none at either end); written straight into the result.
+fn sanitized(text: std::fmt::Arguments<'_>) -> String {
+    /// Keeps lowercase letters and digits, and one '-' for each run of anything else
+    /// after the first of them.
+    struct Sanitizer(String);
+    impl std::fmt::Write for Sanitizer {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            let out = &mut self.0;
+            for ch in text.chars() {
+                let ch = ch.to_ascii_lowercase();
+                if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
+                    out.push(ch);
+                } else if !out.ends_with('-') && !out.is_empty() {
+                    out.push('-');
+                }
+            }
+            Ok(())
         }
     }
+    let mut out = Sanitizer(String::with_capacity(MAX_LABEL + 1));
+    std::fmt::Write::write_fmt(&mut out, text).expect("writing to a String never fails");
+    let mut out = out.0;
     while out.ends_with('-') {
         out.pop();
     }
@@ -76,11 +88,11 @@ fn sanitize(text: &str) -> String {
 /// characters would otherwise get the same name, and Kubernetes refuses duplicate names.
 pub fn unique_label(
     prefix: &str,
-    hint: &str,
+    hint: impl std::fmt::Display,
     seed: &str,
     is_taken: impl Fn(&str) -> bool,
 ) -> String {
-    let full = sanitize(&format!("{prefix}-{hint}"));
+    let full = sanitized(format_args!("{prefix}-{hint}"));
     if full.len() <= MAX_LABEL && !is_taken(&full) {
         return full;
     }

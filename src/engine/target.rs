@@ -161,16 +161,23 @@ impl WaitTarget {
         Ok(WaitTarget::Tcp { host, port })
     }
 
-    /// The words that name this target in a container name (`postgres-5432`).
-    pub fn name_hint(&self) -> String {
-        match self {
-            WaitTarget::Tcp { host, port } => format!("{host}-{port}"),
-            WaitTarget::Http(http) => {
-                let rest = http.url.split_once("://").map_or("", |(_, rest)| rest);
-                let scheme = if http.tls { "https" } else { "http" };
-                format!("{scheme}-{rest}")
+    /// The words that name this target in a container name (`postgres-5432`), written
+    /// where they are needed.
+    pub fn name_hint(&self) -> impl fmt::Display + '_ {
+        struct Hint<'t>(&'t WaitTarget);
+        impl fmt::Display for Hint<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    WaitTarget::Tcp { host, port } => write!(f, "{host}-{port}"),
+                    WaitTarget::Http(http) => {
+                        let rest = http.url.split_once("://").map_or("", |(_, rest)| rest);
+                        let scheme = if http.tls { "https" } else { "http" };
+                        write!(f, "{scheme}-{rest}")
+                    }
+                }
             }
         }
+        Hint(self)
     }
 }
 
@@ -300,7 +307,7 @@ mod tests {
         for (input, display, hint) in cases {
             let target = WaitTarget::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(target.to_string(), display, "{input}");
-            assert_eq!(target.name_hint(), hint, "{input}");
+            assert_eq!(target.name_hint().to_string(), hint, "{input}");
         }
     }
 

@@ -63,7 +63,7 @@ impl Planner<'_> {
                 ),
             };
             let seed = target.to_string();
-            let name = unique_label("wait-for", &target.name_hint(), &seed, |name| {
+            let name = unique_label("wait-for", target.name_hint(), &seed, |name| {
                 self.taken.contains_key(name)
             });
             if self.pod_names.contains(name.as_str()) {

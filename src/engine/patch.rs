@@ -23,6 +23,40 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(out, value).expect("Kubernetes API types always serialize");
 }
 
+/// One token of a path below another: a key or a list index.
+#[derive(Clone, Copy)]
+enum Token<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `base` followed by `tokens`, written once into a buffer of its size. jsonptr's
+/// `with_trailing_token` copies `base`, grows the copy for the token and first makes an
+/// index a string of its own: three allocations for what is one, a few dozen per review.
+fn below(base: &Pointer, tokens: &[Token<'_>]) -> PointerBuf {
+    use std::fmt::Write;
+    let keys: usize = tokens
+        .iter()
+        .map(|token| match token {
+            // '/' and '~' are written as two characters each.
+            Token::Key(key) => 1 + key.len() + key.bytes().filter(|b| b"/~".contains(b)).count(),
+            Token::Index(_) => 1 + 20,
+        })
+        .sum();
+    let mut path = String::with_capacity(base.as_str().len() + keys);
+    path.push_str(base.as_str());
+    for token in tokens {
+        path.push('/');
+        match *token {
+            Token::Key(key) => path.push_str(jsonptr::Token::new(key).encoded()),
+            Token::Index(index) => {
+                write!(path, "{index}").expect("writing to a String never fails")
+            }
+        }
+    }
+    PointerBuf::parse(path).expect("encoded tokens below a pointer make a pointer")
+}
+
 /// The API objects that [`list_ops`] adds: each has a name.
 trait Named: PartialEq {
     fn name(&self) -> &str;
@@ -107,8 +141,8 @@ fn list_ops<'a, T: Named>(
         return;
     }
     let Some(new_list) = new else {
-        ops.extend(old_ours.iter().rev().map(|i| Op::Remove {
-            path: path.with_trailing_token(*i),
+        ops.extend(old_ours.iter().rev().map(|&i| Op::Remove {
+            path: below(path, &[Token::Index(i)]),
         }));
         return;
     };
@@ -120,12 +154,12 @@ fn list_ops<'a, T: Named>(
     } else {
         for i in old_ours.iter().rev() {
             ops.push(Op::Remove {
-                path: path.with_trailing_token(*i),
+                path: below(path, &[Token::Index(*i)]),
             });
         }
         for &i in &new_ours {
             ops.push(Op::Add {
-                path: path.with_trailing_token(i),
+                path: below(path, &[Token::Index(i)]),
                 value: Value::Object((rules.view)(new_list[i])),
             });
         }
@@ -222,8 +256,7 @@ pub fn diff<'a>(
     owned: &Owned<'_>,
 ) -> Vec<Op<'a>> {
     let mut ops = Vec::new();
-    let spec = root.with_trailing_token("spec");
-    let containers = spec.with_trailing_token("containers");
+    let spec = below(root, &[Token::Key("spec")]);
     let init = spliced(
         stripped.init_containers.as_ref(),
         plan.insert_at,
@@ -233,13 +266,18 @@ pub fn diff<'a>(
     // copied from that container (`Step::env_of`).
     let step_of = |c: &Container| plan.steps.iter().find(|s| std::ptr::eq(&s.container, c));
     let app_env = |index: usize| {
-        containers
-            .with_trailing_token(index)
-            .with_trailing_token("env")
+        below(
+            &spec,
+            &[
+                Token::Key("containers"),
+                Token::Index(index),
+                Token::Key("env"),
+            ],
+        )
     };
     list_ops(
         &mut ops,
-        &spec.with_trailing_token("initContainers"),
+        &below(&spec, &[Token::Key("initContainers")]),
         old.init_containers.as_ref(),
         init.as_deref(),
         owned.compare,
@@ -253,7 +291,7 @@ pub fn diff<'a>(
                 let index = step_of(planned)?.env_of?;
                 Some(Op::Copy {
                     from: app_env(index),
-                    path: list.with_trailing_token(at).with_trailing_token("env"),
+                    path: below(list, &[Token::Index(at), Token::Key("env")]),
                 })
             },
             view: |planned: &'a Container| match step_of(planned).and_then(|s| s.shared.as_deref())
@@ -270,7 +308,7 @@ pub fn diff<'a>(
     let volumes = spliced(stripped.volumes.as_ref(), usize::MAX, plan.volumes.iter());
     list_ops(
         &mut ops,
-        &spec.with_trailing_token("volumes"),
+        &below(&spec, &[Token::Key("volumes")]),
         old.volumes.as_ref(),
         volumes.as_deref(),
         owned.compare,
@@ -287,9 +325,14 @@ pub fn diff<'a>(
         &plan.mounts
     };
     for (index, (old_c, new_c)) in old.containers.iter().zip(&stripped.containers).enumerate() {
-        let path = containers
-            .with_trailing_token(index)
-            .with_trailing_token("volumeMounts");
+        let path = below(
+            &spec,
+            &[
+                Token::Key("containers"),
+                Token::Index(index),
+                Token::Key("volumeMounts"),
+            ],
+        );
         let new_mounts = spliced(new_c.volume_mounts.as_ref(), usize::MAX, mounts.iter());
         list_ops(
             &mut ops,
@@ -306,11 +349,9 @@ pub fn diff<'a>(
         );
     }
 
-    let annotations = root
-        .with_trailing_token("metadata")
-        .with_trailing_token("annotations");
+    let annotations = below(root, &[Token::Key("metadata"), Token::Key("annotations")]);
     let old_status = old_annotations.and_then(|a| a.get(status.key));
-    let status_path = annotations.with_trailing_token(status.key);
+    let status_path = below(&annotations, &[Token::Key(status.key)]);
     match (old_status, status.value) {
         (Some(old), Some(new)) if old == new => {}
         (Some(_), Some(new)) => ops.push(Op::Replace {
@@ -329,4 +370,36 @@ pub fn diff<'a>(
         (None, None) => {}
     }
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonptr::PointerBuf;
+
+    use super::{Token, below};
+
+    /// `below` writes the pointer jsonptr's own `with_trailing_token` makes, escapes
+    /// included.
+    #[test]
+    fn below_is_jsonptrs_trailing_tokens() {
+        let root = PointerBuf::parse("/spec/template").expect("a pointer");
+        for base in [PointerBuf::root(), root] {
+            let path = below(
+                &base,
+                &[
+                    Token::Key("metadata"),
+                    Token::Key("a~b/c/d"),
+                    Token::Index(12_345),
+                    Token::Key(""),
+                ],
+            );
+            let theirs = base
+                .with_trailing_token("metadata")
+                .with_trailing_token("a~b/c/d")
+                .with_trailing_token(12_345)
+                .with_trailing_token("");
+            assert_eq!(path, theirs);
+            assert!(path.as_str().contains("a~0b~1c~1d"), "{path}");
+        }
+    }
 }

@@ -88,7 +88,7 @@ fn sanitized(text: std::fmt::Arguments<'_>) -> String {
 /// characters would otherwise get the same name, and Kubernetes refuses duplicate names.
 pub fn unique_label(
     prefix: &str,
-    hint: impl std::fmt::Display,
+    hint: &str,
     seed: &str,
     is_taken: impl Fn(&str) -> bool,
 ) -> String {

@@ -351,11 +351,13 @@ pub fn diff<'a>(
 
     let annotations = below(root, &[Token::Key("metadata"), Token::Key("annotations")]);
     let old_status = old_annotations.and_then(|a| a.get(status.key));
-    let status_path = below(&annotations, &[Token::Key(status.key)]);
+    // Built only for the operation that needs it: an unchanged status (a pod already
+    // injected) needs none.
+    let status_path = || below(&annotations, &[Token::Key(status.key)]);
     match (old_status, status.value) {
         (Some(old), Some(new)) if old == new => {}
         (Some(_), Some(new)) => ops.push(Op::Replace {
-            path: status_path,
+            path: status_path(),
             value: Value::String(new),
         }),
         (None, Some(new)) if old_annotations.is_none() => ops.push(Op::Add {
@@ -363,10 +365,12 @@ pub fn diff<'a>(
             value: Value::Entry(status.key, new),
         }),
         (None, Some(new)) => ops.push(Op::Add {
-            path: status_path,
+            path: status_path(),
             value: Value::String(new),
         }),
-        (Some(_), None) => ops.push(Op::Remove { path: status_path }),
+        (Some(_), None) => ops.push(Op::Remove {
+            path: status_path(),
+        }),
         (None, None) => {}
     }
     ops

@@ -160,25 +160,6 @@ impl WaitTarget {
         let (host, port) = parse_host_port(text)?;
         Ok(WaitTarget::Tcp { host, port })
     }
-
-    /// The words that name this target in a container name (`postgres-5432`), written
-    /// where they are needed.
-    pub fn name_hint(&self) -> impl fmt::Display + '_ {
-        struct Hint<'t>(&'t WaitTarget);
-        impl fmt::Display for Hint<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self.0 {
-                    WaitTarget::Tcp { host, port } => write!(f, "{host}-{port}"),
-                    WaitTarget::Http(http) => {
-                        let rest = http.url.split_once("://").map_or("", |(_, rest)| rest);
-                        let scheme = if http.tls { "https" } else { "http" };
-                        write!(f, "{scheme}-{rest}")
-                    }
-                }
-            }
-        }
-        Hint(self)
-    }
 }
 
 impl fmt::Display for WaitTarget {
@@ -273,41 +254,49 @@ fn check_dns_name(name: &str) -> Result<String, TargetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::names::unique_label;
 
     #[test]
     fn accepts_each_form() {
         let cases = [
-            ("postgres:5432", "postgres:5432", "postgres-5432"),
-            ("tcp://redis:6379", "redis:6379", "redis-6379"),
-            ("DB.Example.COM:1", "db.example.com:1", "db.example.com-1"),
-            ("10.0.0.7:80", "10.0.0.7:80", "10.0.0.7-80"),
-            ("[::1]:5432", "[::1]:5432", "[::1]-5432"),
+            ("postgres:5432", "postgres:5432", "wait-for-postgres-5432"),
+            ("tcp://redis:6379", "redis:6379", "wait-for-redis-6379"),
+            (
+                "DB.Example.COM:1",
+                "db.example.com:1",
+                "wait-for-db-example-com-1",
+            ),
+            ("10.0.0.7:80", "10.0.0.7:80", "wait-for-10-0-0-7-80"),
+            ("[::1]:5432", "[::1]:5432", "wait-for-1-5432"),
             (
                 "tcp://[fe80::1]:65535",
                 "[fe80::1]:65535",
-                "[fe80::1]-65535",
+                "wait-for-fe80-1-65535",
             ),
             (
                 "http://api:8080/healthz",
                 "http://api:8080/healthz",
-                "http-api:8080/healthz",
+                "wait-for-http-api-8080-healthz",
             ),
             (
                 "https://vault.vault.svc:8200/v1/sys/health",
                 "https://vault.vault.svc:8200/v1/sys/health",
-                "https-vault.vault.svc:8200/v1/sys/health",
+                "wait-for-https-vault-vault-svc-8200-v1-sys-health",
             ),
-            ("http://api", "http://api/", "http-api/"),
+            ("http://api", "http://api/", "wait-for-http-api"),
             (
                 "http://[::1]:9000/x#frag",
                 "http://[::1]:9000/x",
-                "http-[::1]:9000/x",
+                "wait-for-http-1-9000-x",
             ),
         ];
-        for (input, display, hint) in cases {
+        // The third column is the name the target's wait step gets (from its text, as
+        // `plan::wait` names it).
+        for (input, display, name) in cases {
             let target = WaitTarget::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(target.to_string(), display, "{input}");
-            assert_eq!(target.name_hint().to_string(), hint, "{input}");
+            let label = unique_label("wait-for", &target.to_string(), display, |_| false);
+            assert_eq!(label, name, "{input}");
         }
     }
 

@@ -64,7 +64,7 @@ impl Fields {
     /// Room for a container's fields (a wait step's shared ones are some 600 bytes in
     /// 5 fields): writing them into a buffer that grows from nothing took a dozen
     /// reallocations per container.
-    fn with_capacity() -> Self {
+    fn sized() -> Self {
         Fields {
             json: Vec::with_capacity(1024),
             keys: Vec::with_capacity(16),
@@ -73,7 +73,7 @@ impl Fields {
 
     /// The fields of `container` but `name`.
     fn of(container: &Container) -> Self {
-        let mut fields = Fields::with_capacity();
+        let mut fields = Fields::sized();
         fields.write(container);
         fields
     }
@@ -111,7 +111,7 @@ impl<'a> Written<'a> {
     ) -> Self {
         let mut written = Written::default();
         // Each container's own fields, written here before they are merged into its JSON.
-        let mut own = Fields::with_capacity();
+        let mut own = Fields::sized();
         for (container, env, shared) in containers {
             let env = env.map(|env| written.env_index(env));
             let index = shared.map(|shared| written.shared_index(shared));

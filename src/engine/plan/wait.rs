@@ -62,8 +62,10 @@ impl Planner<'_> {
                     index + 1 - policy_count
                 ),
             };
+            // The target's text names the step too: sanitizing makes `postgres:5432`
+            // `postgres-5432` and `https://vault/health` `https-vault-health`.
             let seed = target.to_string();
-            let name = unique_label("wait-for", target.name_hint(), &seed, |name| {
+            let name = unique_label("wait-for", &seed, &seed, |name| {
                 self.taken.contains_key(name)
             });
             if self.pod_names.contains(name.as_str()) {

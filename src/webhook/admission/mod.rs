@@ -214,19 +214,22 @@ fn answer<T: Resource>(
 /// what Go itself writes for `[]byte`. Audit annotations are written in key order so
 /// that equal answers are equal bytes.
 ///
-/// The patch, most of a large answer, is base64-encoded straight into the output: no
+/// The patch, most of an answer, is base64-encoded straight into the output: no
 /// intermediate string, and no escaping pass over text that never needs escaping. The
-/// other fields go through serde_json as they would inside a derived struct; a test
-/// holds the bytes equal to that struct's serialization (`WireReview` below).
+/// encoder is base64-simd's (AVX2 or SSSE3 where the CPU has them, found at run time):
+/// on a typical 4 KB patch it took 0.65 µs where the `base64` crate's scalar engine took
+/// 3.7 µs (docs/performance.md, tenth round). The other fields go through serde_json as
+/// they would inside a derived struct; tests hold the bytes equal to that struct's
+/// serialization with the `base64` crate's encoding (`WireReview` below).
 pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
-    use base64::Engine;
     fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
         serde_json::to_writer(out, value).expect("an AdmissionReview always serializes");
     }
-    let base64 = &base64::engine::general_purpose::STANDARD;
-    let patch_len = response.patch.as_ref().map_or(0, |patch| {
-        base64::encoded_len(patch.len(), true).expect("a patch is far below usize::MAX")
-    });
+    let base64 = &base64_simd::STANDARD;
+    let patch_len = response
+        .patch
+        .as_ref()
+        .map_or(0, |patch| base64.encoded_length(patch.len()));
     let mut out = Vec::with_capacity(patch_len + 1024);
     out.extend_from_slice(
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
@@ -241,8 +244,8 @@ pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
         let at = out.len();
         out.resize(at + patch_len, 0);
         let written = base64
-            .encode_slice(patch, &mut out[at..])
-            .expect("sized by encoded_len");
+            .encode(patch, base64_simd::Out::from_slice(&mut out[at..]))
+            .len();
         out.truncate(at + written);
         out.extend_from_slice(br#"","patchType":"JSONPatch""#);
     }

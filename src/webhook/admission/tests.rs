@@ -88,6 +88,22 @@ fn encode_writes_the_derived_wire_form() {
     }
 }
 
+/// The patch's base64 (base64-simd's, vectorized) is the `base64` crate's, padding
+/// included, for every length up to well past the vector blocks and for a large patch.
+#[test]
+fn encode_writes_the_base64_crate_encoding_at_every_length() {
+    let mut response = AdmissionResponse::invalid("none");
+    let bytes: Vec<u8> = (0..200_003u32).map(|i| (i * 7919 % 256) as u8).collect();
+    for len in (0..=300).chain([4_039, 200_003]) {
+        response.patch = Some(bytes[..len].to_vec());
+        assert_eq!(
+            String::from_utf8(encode(&response)).unwrap(),
+            String::from_utf8(derived_encode(&response)).unwrap(),
+            "a patch of {len} bytes"
+        );
+    }
+}
+
 /// Our wire form and kube's own serialization carry the same JSON Patch, and it is
 /// the patch the engine made.
 #[test]

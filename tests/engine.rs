@@ -603,3 +603,54 @@ fn output_is_deterministic() {
         assert_eq!(serde_json::to_string(&inject(&pod).1.patch).unwrap(), first);
     }
 }
+
+/// The spec a plan is built from when the pod carries an earlier injection: the pod's own
+/// containers, init containers and volumes, nothing injected, and none of the fields the
+/// plan does not read; `strip` takes out the same and keeps the rest.
+#[test]
+fn stripped_keeps_the_pods_own_parts_and_only_what_the_plan_reads() {
+    use init_injector::engine::plan::{strip, stripped};
+    use init_injector::engine::status::Status;
+
+    let text = std::fs::read_to_string("tests/fixtures/stored-pod.yaml").unwrap();
+    let stored: Pod = serde_yaml_ng::from_str(&text).unwrap();
+    let spec = stored.spec.as_ref().unwrap();
+    let status =
+        Status::parse(&stored.metadata.annotations.as_ref().unwrap()["init.example/status"])
+            .unwrap();
+    assert_eq!(status.init_containers.len(), 3);
+    assert_eq!(status.volumes, ["config", "scratch"]);
+
+    let lean = stripped(spec, &status);
+    fn names<T>(list: &Option<Vec<T>>, name: impl Fn(&T) -> &str) -> Vec<&str> {
+        list.iter().flatten().map(name).collect()
+    }
+    // Every init container of the stored pod was injected: the list stays, empty.
+    assert_eq!(
+        names(&spec.init_containers, |c| &c.name),
+        status.init_containers
+    );
+    assert_eq!(lean.init_containers, Some(vec![]));
+    assert_eq!(names(&lean.volumes, |v| &v.name), ["kube-api-access-v68t7"]);
+    assert_eq!(lean.containers.len(), 1);
+    assert_eq!(
+        names(&lean.containers[0].volume_mounts, |m| &m.name),
+        ["kube-api-access-v68t7"]
+    );
+    // The app container is otherwise whole.
+    assert_eq!(
+        lean.containers[0].security_context,
+        spec.containers[0].security_context
+    );
+    // Fields the plan does not read are not copied.
+    assert_eq!(spec.dns_policy.as_deref(), Some("ClusterFirst"));
+    assert_eq!(lean.dns_policy, None);
+
+    let mut whole = spec.clone();
+    strip(&mut whole, &status);
+    assert_eq!(whole.containers, lean.containers);
+    assert_eq!(whole.init_containers, lean.init_containers);
+    assert_eq!(whole.volumes, lean.volumes);
+    assert_eq!(whole.dns_policy.as_deref(), Some("ClusterFirst"));
+    assert_eq!(whole.service_account_name.as_deref(), Some("default"));
+}

@@ -211,11 +211,7 @@ pub fn plan_injection_with<P>(
     let requested = directives.requests_injection() || resolved.applied.injects();
     let earlier = directives.status.clone();
     let stripped = match &earlier {
-        Some(status) => {
-            let mut stripped = pod.spec.clone();
-            plan::strip(&mut stripped, status);
-            Cow::Owned(stripped)
-        }
+        Some(status) => Cow::Owned(plan::stripped(pod.spec, status)),
         None => Cow::Borrowed(pod.spec),
     };
     let default_container = resolved

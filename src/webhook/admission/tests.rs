@@ -406,3 +406,32 @@ fn the_lean_decode_answers_as_the_whole_decode() {
         ]
     );
 }
+
+/// The review the API server sends back for every pod the webhook injected
+/// (reinvocation), as `benches/load.sh` sends it: its object is the stored pod of
+/// `tests/fixtures/stored-pod.yaml` before storage gave it an identity and a status,
+/// and it is answered with no patch.
+#[test]
+fn the_reinvoked_review_carries_the_stored_pod_and_is_left_as_it_is() {
+    let body = include_bytes!("../../../tests/fixtures/review-reinvoked.json");
+    let sent: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
+    let request = sent.request.unwrap();
+    let sent_pod = request.object.unwrap();
+    let mut stored: Pod =
+        serde_yaml_ng::from_str(include_str!("../../../tests/fixtures/stored-pod.yaml"))
+            .unwrap_or_else(|e| panic!("stored-pod.yaml: {e}"));
+    stored.metadata.uid = None;
+    stored.metadata.creation_timestamp = None;
+    stored.metadata.resource_version = None;
+    stored.metadata.generation = None;
+    stored.status = None;
+    assert_eq!(sent_pod, stored);
+    assert_eq!(request.namespace.as_deref(), Some("e2e-defaults"));
+    assert_eq!(request.name, "counted");
+
+    let reviewed = review(body, &config()).unwrap();
+    assert_eq!(reviewed.decision, Decision::Skipped("already injected"));
+    let answer: serde_json::Value = serde_json::from_slice(&reviewed.body).unwrap();
+    assert_eq!(answer["response"]["allowed"], true);
+    assert_eq!(answer["response"].get("patch"), None, "{answer}");
+}

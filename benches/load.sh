@@ -24,6 +24,8 @@
 #                            # BASELINE_FEATURES=mimalloc gives the baseline mimalloc
 #                            # BEFORE=path/to/init-injector runs an earlier build too, for
 #                            # before/after figures from one run
+#                            # OURS=path/to/init-injector runs that build instead of
+#                            # target/release's (two builds of one kind side by side)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -43,10 +45,10 @@ for tool in wrk jq curl; do
   else sudo apt-get update -qq && sudo apt-get install -y -qq "$tool" >/dev/null; fi
 done
 
-cargo build --release --quiet
+ours_bin=${OURS:-target/release/init-injector}
+[ -n "${OURS:-}" ] || cargo build --release --quiet
 cargo build --release --quiet --manifest-path benches/baseline/Cargo.toml \
   --target-dir target/baseline ${baseline_features:+--features "$baseline_features"}
-ours_bin=target/release/init-injector
 baseline_bin=target/baseline/release/admission-baseline
 
 work=$(mktemp -d)
@@ -112,7 +114,7 @@ sample_anon() { # out-dir server...
         [ "$key" = RssAnon: ] || continue
         if ((value > ${peak[$s]:-0})); then peak[$s]=$value; echo "$value" >"$dir/$s.anon"; fi
         break
-      done <"/proc/${pid_of[$s]}/status"
+      done 2>/dev/null <"/proc/${pid_of[$s]}/status" # the server may end mid-read
     done
     sleep 0.1
   done

@@ -6,7 +6,7 @@
 #
 #   unannotated  examples/review-unannotated.json, compact (~4 KB)
 #   annotated    examples/review.json, compact (~4.4 KB): 3 waits, 2 run steps, 2 volumes
-#   reinvoked    tests/fixtures/review-reinvoked.json, compact (~5.4 KB): a pod the webhook
+#   reinvoked    tests/fixtures/review-reinvoked.json, compact (~5.2 KB): a pod the webhook
 #                injected, as the API server sends it back for review (reinvocation:
 #                defaults filled in, three steps and two volumes already there), which
 #                every injected pod costs a second time; ours answers it with no patch

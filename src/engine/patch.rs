@@ -245,8 +245,9 @@ pub struct StatusChange<'a> {
 /// The JSON Patch that turns `old` into `stripped` with `plan` applied, with paths under
 /// `root` (empty for a Pod, `/spec/template` for a Deployment, …). The operations are
 /// views: their values refer to `stripped`, `plan` and `status`; nothing of the pod is
-/// copied. `stripped` is [`crate::engine::plan::stripped`]'s (or `old` itself when nothing was injected
-/// before): of it, only the containers, init containers and volumes are read.
+/// copied. `stripped` is [`crate::engine::plan::stripped`]'s (or `old` itself when
+/// nothing was injected before): of it, only the containers, init containers and volumes
+/// are read.
 pub fn diff<'a>(
     root: &Pointer,
     old_annotations: Option<&BTreeMap<String, String>>,

@@ -58,6 +58,17 @@ impl Status {
         }
     }
 
+    /// Whether the init container named `name` is one this status records as injected.
+    pub fn injected_container(&self, name: &str) -> bool {
+        self.init_containers.iter().any(|c| c == name)
+    }
+
+    /// Whether the volume (or a mount of it) named `name` is one this status records as
+    /// injected.
+    pub fn injected_volume(&self, name: &str) -> bool {
+        self.volumes.iter().any(|v| v == name)
+    }
+
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }

@@ -155,18 +155,20 @@ pub fn whole<'c>(
     Cow::Owned(whole)
 }
 
-/// Removes what an earlier pass injected (per its `P/status`) from `spec`: the same
-/// init containers, volumes and mounts that [`stripped`] leaves out.
+/// Removes what an earlier pass injected (per its `P/status`) from `spec`, in place: the
+/// same init containers, volumes and mounts that [`stripped`] leaves out of its copy.
 pub fn strip(spec: &mut PodSpec, earlier: &Status) {
-    let PodSpec {
-        containers,
-        init_containers,
-        volumes,
-        ..
-    } = stripped(spec, earlier);
-    spec.containers = containers;
-    spec.init_containers = init_containers;
-    spec.volumes = volumes;
+    if let Some(init) = spec.init_containers.as_mut() {
+        init.retain(|c| !earlier.injected_container(&c.name));
+    }
+    if let Some(volumes) = spec.volumes.as_mut() {
+        volumes.retain(|v| !earlier.injected_volume(&v.name));
+    }
+    for container in &mut spec.containers {
+        if let Some(mounts) = container.volume_mounts.as_mut() {
+            mounts.retain(|m| !earlier.injected_volume(&m.name));
+        }
+    }
 }
 
 /// What [`build`] and the patch's diff read of `spec` once an earlier pass's injection
@@ -179,28 +181,27 @@ pub fn strip(spec: &mut PodSpec, earlier: &Status) {
 /// containers with it, only to drop them again cost 8 % of that review's instructions
 /// (docs/performance.md, eleventh round).
 pub fn stripped(spec: &PodSpec, earlier: &Status) -> PodSpec {
-    let (injected_containers, injected_volumes) = (&earlier.init_containers, &earlier.volumes);
     let containers = spec
         .containers
         .iter()
         .map(|container| {
             let mut container = container.clone();
             if let Some(mounts) = container.volume_mounts.as_mut() {
-                mounts.retain(|m| !injected_volumes.contains(&m.name));
+                mounts.retain(|m| !earlier.injected_volume(&m.name));
             }
             container
         })
         .collect();
     let init_containers = spec.init_containers.as_ref().map(|init| {
         init.iter()
-            .filter(|c| !injected_containers.contains(&c.name))
+            .filter(|c| !earlier.injected_container(&c.name))
             .cloned()
             .collect()
     });
     let volumes = spec.volumes.as_ref().map(|volumes| {
         volumes
             .iter()
-            .filter(|v| !injected_volumes.contains(&v.name))
+            .filter(|v| !earlier.injected_volume(&v.name))
             .cloned()
             .collect()
     });

@@ -24,7 +24,10 @@
 # `skopeo copy oci-archive:...`; the end-to-end node runs it.
 
 # Debian 12 on both sides: the binary needs glibc 2.34 and the run-time image has 2.36.
-FROM rust:1.95-bookworm AS build
+# The toolchain is pinned to the release CI builds with: link/serve.order names the
+# functions serve runs by their symbols, whose hashes change with the compiler (build.rs;
+# another compiler builds the same binary, its code just not laid out for serve).
+FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin init-injector

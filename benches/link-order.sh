@@ -6,12 +6,13 @@
 #                                       # build found, and where it put it (CI)
 #
 # Writing: builds the release binary, runs `serve` (embedded defaults, a certificate of
-# its own) under valgrind's callgrind, which records every instruction that runs, sends it
-# the reviews of the load run (unannotated, annotated, reinvoked, 2,000 env vars) and
-# an invalid one, a body that is not JSON, /healthz, /readyz and /metrics, then
-# SIGTERM. The instructions' addresses are mapped to the functions' symbol names through the
-# map the link wrote (build.rs); those names, sorted, are the new list. The list is then
-# checked against a fresh build, which it relinks.
+# its own) under valgrind's callgrind, which records every instruction that runs, twice:
+# with text logs (serve's default), then JSON logs (the chart's). Each time it sends the
+# reviews of the load run (unannotated, annotated, reinvoked, 2,000 env vars), an
+# invalid one and a body that is not JSON, asks for /healthz, /readyz and /metrics, and
+# ends it with SIGTERM. The instructions' addresses are mapped to the functions' symbol
+# names through the map the link wrote (build.rs); those names, sorted, are the new
+# list. The release binary is then relinked with it and checked.
 #
 # The names are the release profile's (a profile's settings are part of each crate's
 # symbol hashes), which is why the stripped release binary itself is traced. Run it
@@ -120,44 +121,51 @@ printf 'not json' >"$work/garbage.json"
 
 port=${PORT:-18643}
 metrics_port=$((port + 1))
-valgrind --tool=callgrind --dump-instr=yes --compress-pos=no --callgrind-out-file="$work/callgrind.out" \
-  "$binary" serve --addr "127.0.0.1:$port" --metrics-addr "127.0.0.1:$metrics_port" \
-  --tls-cert "$work/tls/tls.crt" --tls-key "$work/tls/tls.key" 2>"$work/serve.log" &
-pid=$!
 post() { # body-file
   curl -s --max-time 60 --cacert "$work/tls/ca.pem" -H 'Content-Type: application/json' \
     -o /dev/null -w '%{http_code}' --data-binary "@$1" "https://localhost:$port/mutate"
 }
-up=
-for _ in $(seq 1 300); do
-  if [ "$(post "$work/unannotated.json" 2>/dev/null)" = 200 ]; then up=1; break; fi
-  if ! kill -0 "$pid" 2>/dev/null; then break; fi
-  sleep 0.2
-done
-if [ -z "$up" ]; then
-  echo "link-order.sh: serve did not answer under valgrind; its log:" >&2
-  cat "$work/serve.log" >&2
-  exit 1
-fi
-for _ in 1 2 3; do
-  for review in unannotated annotated reinvoked large invalid; do
-    code=$(post "$work/$review.json")
-    [ "$code" = 200 ] || { echo "link-order.sh: the $review review answered $code" >&2; exit 1; }
+trace() { # log-format
+  valgrind --tool=callgrind --dump-instr=yes --compress-pos=no \
+    --callgrind-out-file="$work/callgrind.$1.out" \
+    "$binary" serve --addr "127.0.0.1:$port" --metrics-addr "127.0.0.1:$metrics_port" \
+    --log-format "$1" --tls-cert "$work/tls/tls.crt" --tls-key "$work/tls/tls.key" \
+    2>"$work/serve.log" &
+  pid=$!
+  local up= code review
+  for _ in $(seq 1 300); do
+    if [ "$(post "$work/unannotated.json" 2>/dev/null)" = 200 ]; then up=1; break; fi
+    if ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.2
   done
-done
-code=$(post "$work/garbage.json")
-[ "$code" = 400 ] || { echo "link-order.sh: a body that is not JSON answered $code" >&2; exit 1; }
-for path in healthz readyz; do
-  curl -sf --max-time 60 --cacert "$work/tls/ca.pem" "https://localhost:$port/$path" >/dev/null
-done
-curl -sf --max-time 60 "http://127.0.0.1:$metrics_port/metrics" >/dev/null
-kill -TERM "$pid"
-wait "$pid" || true
-pid=
+  if [ -z "$up" ]; then
+    echo "link-order.sh: serve did not answer under valgrind; its log:" >&2
+    cat "$work/serve.log" >&2
+    exit 1
+  fi
+  for _ in 1 2 3; do
+    for review in unannotated annotated reinvoked large invalid; do
+      code=$(post "$work/$review.json")
+      [ "$code" = 200 ] || { echo "link-order.sh: the $review review answered $code" >&2; exit 1; }
+    done
+  done
+  code=$(post "$work/garbage.json")
+  [ "$code" = 400 ] || { echo "link-order.sh: a body that is not JSON answered $code" >&2; exit 1; }
+  for path in healthz readyz; do
+    curl -sf --max-time 60 --cacert "$work/tls/ca.pem" "https://localhost:$port/$path" >/dev/null
+  done
+  curl -sf --max-time 60 "http://127.0.0.1:$metrics_port/metrics" >/dev/null
+  kill -TERM "$pid"
+  wait "$pid" || true
+  pid=
+}
+# Both log formats: text is serve's default, JSON the chart's.
+trace text
+trace json
 
-python3 - "$work/callgrind.out" "$binary" "$map" "$order" <<'EOF'
+python3 - "$binary" "$map" "$order" "$work"/callgrind.*.out <<'EOF'
 import bisect, re, sys
-trace, binary, map_path, order_path = sys.argv[1:]
+binary, map_path, order_path, *traces = sys.argv[1:]
 
 # Every instruction of the binary that the process ran: with --dump-instr=yes
 # --compress-pos=no each cost line starts with its instruction's address, as linked (the
@@ -166,21 +174,22 @@ trace, binary, map_path, order_path = sys.argv[1:]
 # and then referred to by number: ob=(1) /path, later ob=(1).
 addresses = set()
 named = re.compile(r'^(c?ob|c?fn)=\((\d+)\)(?: (.*))?$')
-objects, current_object, in_binary = {}, None, False
-for line in open(trace):
-    if line.startswith('0x'):
-        if in_binary:
-            addresses.add(int(line.split(None, 1)[0], 16))
-        continue
-    m = named.match(line.rstrip('\n'))
-    if not m:
-        continue
-    if m[1].endswith('ob') and m[3] is not None:
-        objects[m[2]] = m[3]
-    if m[1] == 'ob':
-        current_object = objects[m[2]]
-    elif m[1] == 'fn':
-        in_binary = current_object == binary
+for trace in traces:
+    objects, current_object, in_binary = {}, None, False
+    for line in open(trace):
+        if line.startswith('0x'):
+            if in_binary:
+                addresses.add(int(line.split(None, 1)[0], 16))
+            continue
+        m = named.match(line.rstrip('\n'))
+        if not m:
+            continue
+        if m[1].endswith('ob') and m[3] is not None:
+            objects[m[2]] = m[3]
+        if m[1] == 'ob':
+            current_object = objects[m[2]]
+        elif m[1] == 'fn':
+            in_binary = current_object == binary
 
 # The map's input sections in .text and the symbols each defines (the line format is
 # described in the check above).

@@ -32,30 +32,30 @@ fn main() {
     if env::var("PROFILE").as_deref() != Ok("release") {
         return;
     }
-    let Some(reason_to_skip) = skip_reason() else {
-        let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-        let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
-        let order = manifest.join("link/serve.order");
-        // The list's contents are not part of any compiler input cargo sees; this makes
-        // a new list relink the binary.
-        let digest = std::fs::read(&order)
-            .map(|bytes| fnv1a(&bytes))
-            .unwrap_or_default();
-        println!("cargo:rustc-env=INIT_INJECTOR_LINK_ORDER_DIGEST={digest:016x}");
-        // -Xlinker passes each argument whole (-Wl, would split a path at its commas).
-        for arg in [
-            format!("--symbol-ordering-file={}", order.display()),
-            "--no-warn-symbol-ordering".to_owned(),
-            // The map names each function and where it went; mangled, for the check.
-            "--no-demangle".to_owned(),
-            format!("-Map={}", out.join("init-injector.map").display()),
-        ] {
-            println!("cargo:rustc-link-arg-bin=init-injector=-Xlinker");
-            println!("cargo:rustc-link-arg-bin=init-injector={arg}");
-        }
+    if let Some(reason) = skip_reason() {
+        println!("cargo:warning=link/serve.order not used: {reason}");
         return;
-    };
-    println!("cargo:warning=link/serve.order not used: {reason_to_skip}");
+    }
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let order = manifest.join("link/serve.order");
+    // The list's contents are not part of any compiler input cargo sees; this makes a
+    // new list relink the binary. (An unreadable list fails the link, which reads it.)
+    let digest = std::fs::read(&order)
+        .map(|bytes| fnv1a(&bytes))
+        .unwrap_or_default();
+    println!("cargo:rustc-env=INIT_INJECTOR_LINK_ORDER_DIGEST={digest:016x}");
+    // -Xlinker passes each argument whole (-Wl, would split a path at its commas).
+    for arg in [
+        format!("--symbol-ordering-file={}", order.display()),
+        "--no-warn-symbol-ordering".to_owned(),
+        // The map names each function and where it went; mangled, for the check.
+        "--no-demangle".to_owned(),
+        format!("-Map={}", out.join("init-injector.map").display()),
+    ] {
+        println!("cargo:rustc-link-arg-bin=init-injector=-Xlinker");
+        println!("cargo:rustc-link-arg-bin=init-injector={arg}");
+    }
 }
 
 /// Why the order cannot be handed to the linker, if it cannot.

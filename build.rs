@@ -1,12 +1,13 @@
 //! Link order of the `init-injector` release binary.
 //!
 //! `link/serve.order` lists, by their symbol names, the functions that `serve` runs (its
-//! start, the reviews of the load run, /healthz, /readyz, /metrics, a SIGTERM), as traced
-//! from the release build by `benches/link-order.sh`. rust-lld puts them first in
-//! `.text`, so the code a running webhook touches sits in about 2 MiB at its start
-//! instead of being spread over all 13 MB: the kernel maps a binary's code 64 KiB at a
-//! time around each page that runs (fault-around), and the spread-out code kept 8 MiB of
-//! it resident. See docs/performance.md, "Twelfth round".
+//! start, the reviews of the load run, /healthz, /readyz, /metrics, a SIGTERM), then
+//! those that only `wait` (an injected wait step) runs, as traced from the release build
+//! by `benches/link-order.sh`. rust-lld puts them first in `.text`, in that order, so the
+//! code a running webhook touches sits in about 2 MiB at its start instead of being spread
+//! over all 13 MB: the kernel maps a binary's code 64 KiB at a time around each page that
+//! runs (fault-around), and the spread-out code kept 8 MiB of it resident. See
+//! docs/performance.md, "Twelfth round".
 //!
 //! Names the build does not define (another toolchain or a changed dependency renames
 //! them) are skipped without a warning: the binary works the same, its layout is just

@@ -9,15 +9,17 @@
 # its own) under valgrind's callgrind, which records every instruction that runs, twice:
 # with text logs (serve's default), then JSON logs (the chart's). Each time it sends the
 # reviews of the load run (unannotated, annotated, reinvoked, 2,000 env vars), an
-# invalid one and a body that is not JSON, asks for /healthz, /readyz and /metrics, and
-# ends it with SIGTERM. The instructions' addresses are mapped to the functions' symbol
-# names through the map the link wrote (build.rs); those names, sorted, are the new
-# list. The release binary is then relinked with it and checked.
+# invalid one and a body that is not JSON, asks for /healthz, /readyz and /metrics, runs
+# `wait` (what an injected wait step runs) on serve's ports and then on a port nothing
+# listens on until its deadline, and ends serve with SIGTERM. The instructions'
+# addresses are mapped to the functions' symbol names through the map the link wrote
+# (build.rs); those names, sorted, are the new list. The release binary is then relinked
+# with it and checked.
 #
 # The names are the release profile's (a profile's settings are part of each crate's
 # symbol hashes), which is why the stripped release binary itself is traced. Run it
 # again after a toolchain or dependency update (the check says when: names no longer
-# found) and after changing what `serve` runs. valgrind, jq and curl come from Debian's
+# found) and after changing what `serve` or `wait` runs. valgrind, jq and curl come from Debian's
 # packages when missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -155,6 +157,21 @@ trace() { # log-format
     curl -sf --max-time 60 --cacert "$work/tls/ca.pem" "https://localhost:$port/$path" >/dev/null
   done
   curl -sf --max-time 60 "http://127.0.0.1:$metrics_port/metrics" >/dev/null
+  # What an injected wait step runs, against serve's ports: a TCP, an HTTPS and an HTTP
+  # target that answer, then one that never does, until its deadline.
+  valgrind --tool=callgrind --dump-instr=yes --compress-pos=no \
+    --callgrind-out-file="$work/callgrind.$1.wait.out" \
+    "$binary" wait --log-format "$1" --timeout 60s --step 1/2 --ca-file "$work/tls/ca.pem" \
+    --termination-log "$work/termination-log" "127.0.0.1:$port" \
+    "https://localhost:$port/healthz" "http://127.0.0.1:$metrics_port/metrics" 2>"$work/wait.log" ||
+    { echo "link-order.sh: wait did not find serve ready; its log:" >&2; cat "$work/wait.log" >&2; exit 1; }
+  if valgrind --tool=callgrind --dump-instr=yes --compress-pos=no \
+    --callgrind-out-file="$work/callgrind.$1.wait-deadline.out" \
+    "$binary" wait --log-format "$1" --timeout 3s --interval 200ms --step 2/2 \
+    --termination-log "$work/termination-log" "127.0.0.1:$((port + 2))" 2>"$work/wait.log"; then
+    echo "link-order.sh: wait found a port ready that nothing listens on" >&2
+    exit 1
+  fi
   kill -TERM "$pid"
   wait "$pid" || true
   pid=
@@ -171,15 +188,17 @@ binary, map_path, order_path, *traces = sys.argv[1:]
 # --compress-pos=no each cost line starts with its instruction's address, as linked (the
 # object's load address taken off), under the last fn= line, whose object is the last
 # ob= line's. A name is given once, on its first ob= or cob= line (a callee's object),
-# and then referred to by number: ob=(1) /path, later ob=(1).
-addresses = set()
+# and then referred to by number: ob=(1) /path, later ob=(1). serve's traces and wait's
+# are kept apart: serve's functions go first, then those only wait runs.
+addresses = {'serve': set(), 'wait': set()}
 named = re.compile(r'^(c?ob|c?fn)=\((\d+)\)(?: (.*))?$')
 for trace in traces:
+    job = addresses['wait' if '.wait' in trace else 'serve']
     objects, current_object, in_binary = {}, None, False
     for line in open(trace):
         if line.startswith('0x'):
             if in_binary:
-                addresses.add(int(line.split(None, 1)[0], 16))
+                job.add(int(line.split(None, 1)[0], 16))
             continue
         m = named.match(line.rstrip('\n'))
         if not m:
@@ -212,23 +231,30 @@ with open(map_path) as f:
 if not sections:
     sys.exit(f'link-order.sh: no .text input sections in {map_path}')
 
-wanted, instructions = set(), 0
-for address in addresses:
-    i = bisect.bisect_right(starts, address) - 1
-    if i >= 0 and address < sections[i][0]:
-        instructions += 1
-        wanted.update(sections[i][1])
-if len(wanted) < 100:
-    sys.exit(f'link-order.sh: only {len(wanted)} functions traced; is {binary} the binary '
-             f'{map_path} describes?')
+def functions(job):
+    names, instructions = set(), 0
+    for address in addresses[job]:
+        i = bisect.bisect_right(starts, address) - 1
+        if i >= 0 and address < sections[i][0]:
+            instructions += 1
+            names.update(sections[i][1])
+    return names, instructions
+
+serve, serve_instructions = functions('serve')
+wait, wait_instructions = functions('wait')
+wait -= serve
+if len(serve) < 100 or len(wait) < 10:
+    sys.exit(f'link-order.sh: only {len(serve)} functions of serve and {len(wait)} of wait '
+             f'traced; is {binary} the binary {map_path} describes?')
 with open(order_path, 'w') as out:
-    out.write('# The functions `serve` runs, first in the release binary\'s code (build.rs).\n'
-              '# Written by benches/link-order.sh from a trace of the release build; do not\n'
-              '# edit: run it again after a toolchain or dependency update.\n')
-    for name in sorted(wanted):
+    out.write('# The functions `serve` runs, then those only `wait` runs, first in the release\n'
+              '# binary\'s code (build.rs). Written by benches/link-order.sh from a trace of the\n'
+              '# release build; do not edit: run it again after a toolchain or dependency update.\n')
+    for name in sorted(serve) + sorted(wait):
         out.write(name + '\n')
-print(f'link-order.sh: {instructions} instructions of the binary\'s code ran, in '
-      f'{len(wanted)} functions, written to {order_path}')
+print(f'link-order.sh: serve ran {serve_instructions} of the binary\'s instructions, in '
+      f'{len(serve)} functions; wait {wait_instructions}, in {len(wait)} more; written to '
+      f'{order_path}')
 EOF
 
 cargo build --release --locked --quiet --bin init-injector

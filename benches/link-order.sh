@@ -165,11 +165,15 @@ trace() { # log-format
     --termination-log "$work/termination-log" "127.0.0.1:$port" \
     "https://localhost:$port/healthz" "http://127.0.0.1:$metrics_port/metrics" 2>"$work/wait.log" ||
     { echo "link-order.sh: wait did not find serve ready; its log:" >&2; cat "$work/wait.log" >&2; exit 1; }
-  if valgrind --tool=callgrind --dump-instr=yes --compress-pos=no \
+  local status=0
+  valgrind --tool=callgrind --dump-instr=yes --compress-pos=no \
     --callgrind-out-file="$work/callgrind.$1.wait-deadline.out" \
     "$binary" wait --log-format "$1" --timeout 3s --interval 200ms --step 2/2 \
-    --termination-log "$work/termination-log" "127.0.0.1:$((port + 2))" 2>"$work/wait.log"; then
-    echo "link-order.sh: wait found a port ready that nothing listens on" >&2
+    --termination-log "$work/termination-log" "127.0.0.1:$((port + 2))" 2>"$work/wait.log" ||
+    status=$?
+  if [ "$status" != 1 ]; then # 1: the deadline passed
+    echo "link-order.sh: wait on a port nothing listens on exited $status, not 1; its log:" >&2
+    cat "$work/wait.log" >&2
     exit 1
   fi
   kill -TERM "$pid"

@@ -38,12 +38,9 @@ baseline_port=${BASELINE_PORT:-18444}
 baseline_features=${BASELINE_FEATURES:-}
 before_bin=${BEFORE:-}
 
-for tool in wrk jq curl; do
-  command -v "$tool" >/dev/null 2>&1 && continue
-  echo "load.sh: installing $tool from Debian's packages" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq "$tool" >/dev/null; fi
-done
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+install_missing load.sh wrk jq curl
 
 ours_bin=${OURS:-target/release/init-injector}
 [ -n "${OURS:-}" ] || cargo build --release --quiet
@@ -59,13 +56,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The reviews, compact as the API server sends them.
-jq -c . examples/review-unannotated.json >"$work/unannotated.json"
-jq -c . examples/review.json >"$work/annotated.json"
-jq -c . tests/fixtures/review-reinvoked.json >"$work/reinvoked.json"
-jq -c '.request.object.spec.containers[0].env += [range(2000) |
-    {name: "SETTING_\(. + 10000)", value: "value-\(. * 7919 % 90000 + 10000)"}]' \
-  examples/review.json >"$work/large.json"
+write_reviews "$work"
 
 "$ours_bin" certs --out "$work/tls" --dns-name localhost --ip 127.0.0.1 >/dev/null
 declare -A pid_of port_of

@@ -218,6 +218,9 @@ ROUTING = threading.Lock()
 STOP = threading.Event()
 # Set while the flood holds its connections (see `flood`).
 FLOODING = threading.Event()
+# How long after the flood's sockets are closed its permits count as held: the replicas
+# give a permit back once they have read the close.
+FLOOD_RELEASE_SECONDS = 1.0
 
 
 def check_answer(body, uid, annotated):
@@ -347,6 +350,23 @@ def hostile_cases():
     ]
 
 
+def send_hostile(conn, body, want_allowed):
+    """The request on an open connection: its HTTP status, or what went wrong instead."""
+    try:
+        conn.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        payload = response.read()
+        if response.status == 200 and want_allowed is not None:
+            allowed = json.loads(payload)["response"]["allowed"]
+            if allowed != want_allowed:
+                return f"200 with allowed={allowed}"
+        return response.status
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
+    finally:
+        conn.close()
+
+
 def hostile(context):
     cases = hostile_cases()
     i = 0
@@ -356,18 +376,13 @@ def hostile(context):
         port = ports[i % len(ports)]
         i += 1
         started = time.monotonic()
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
         try:
-            conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
-            conn.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
-            response = conn.getresponse()
-            payload = response.read()
-            conn.close()
-            got = response.status
-            if got == 200 and want_allowed is not None:
-                allowed = json.loads(payload)["response"]["allowed"]
-                if allowed != want_allowed:
-                    got = f"200 with allowed={allowed}"
+            conn.connect()
         except (ConnectionResetError, ssl.SSLEOFError, BrokenPipeError) as err:
+            conn.close()
+            # Closed in the handshake, before any of the request was sent: while the flood
+            # holds the replicas' permits, the cap closing a new connection at once.
             if FLOODING.is_set():
                 with STATS.lock:
                     STATS.capped.append((name, port, f"{type(err).__name__}"))
@@ -375,7 +390,10 @@ def hostile(context):
                 continue
             got = f"{type(err).__name__}: {err}"
         except Exception as err:
+            conn.close()
             got = f"{type(err).__name__}: {err}"
+        else:
+            got = send_hostile(conn, body, want_allowed)
         elapsed = time.monotonic() - started
         ok = got == want_status
         with STATS.lock:
@@ -430,15 +448,16 @@ def flood(count, seconds):
     replicas in rotation. Returns how many the server closed within `seconds`."""
     sockets = []
     refused = 0
+    # The cap can be met while the connections are still being opened, and their permits
+    # are given back only once the server has seen them close: the window spans both.
+    FLOODING.set()
     for i in range(count):
         ports = [p for p in PORTS if IN_ROTATION[p]]
         try:
             sockets.append(socket.create_connection(("127.0.0.1", ports[i % len(ports)]), timeout=5))
         except OSError:
             refused += 1
-    FLOODING.set()
     time.sleep(seconds)
-    FLOODING.clear()
     closed = 0
     for s in sockets:
         s.setblocking(False)
@@ -450,6 +469,8 @@ def flood(count, seconds):
         except OSError:
             closed += 1
         s.close()
+    time.sleep(FLOOD_RELEASE_SECONDS)
+    FLOODING.clear()
     return len(sockets), refused, closed
 
 

@@ -86,13 +86,13 @@ struct AppContainer {
 fn env<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<EnvVar>>, D::Error> {
     let wire: Option<Vec<WireEnvVar>> = Deserialize::deserialize(deserializer)?;
     Ok(wire.map(|vars| {
-        let mut env = Vec::with_capacity(vars.len());
-        env.extend(vars.into_iter().map(|var| EnvVar {
-            name: var.name.unwrap_or_default(),
-            value: var.value,
-            value_from: var.value_from.map(|from| *from),
-        }));
-        env
+        vars.into_iter()
+            .map(|var| EnvVar {
+                name: var.name.unwrap_or_default(),
+                value: var.value,
+                value_from: var.value_from.map(|from| *from),
+            })
+            .collect()
     }))
 }
 
@@ -135,32 +135,14 @@ impl<'de> Deserialize<'de> for WireEnvVar {
 }
 
 /// The keys of an env var, read without copying them.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
 enum EnvVarKey {
     Name,
     Value,
     ValueFrom,
+    #[serde(other)]
     Other,
-}
-
-impl<'de> Deserialize<'de> for EnvVarKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Key;
-        impl serde::de::Visitor<'_> for Key {
-            type Value = EnvVarKey;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("field identifier")
-            }
-            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<EnvVarKey, E> {
-                Ok(match key {
-                    "name" => EnvVarKey::Name,
-                    "value" => EnvVarKey::Value,
-                    "valueFrom" => EnvVarKey::ValueFrom,
-                    _ => EnvVarKey::Other,
-                })
-            }
-        }
-        deserializer.deserialize_identifier(Key)
-    }
 }
 
 #[derive(Deserialize)]

@@ -12,8 +12,9 @@
 # SOAK_SLOW_LORIS (50), SOAK_NOFILE (the replicas' open-file limit; default inherited),
 # SOAK_PORT_A/B (18543/18544).
 # Loopback only; bounded by SOAK_SECONDS (plus start-up and a 30 s drain at most); exits
-# non-zero on any failed well-formed request, a replica crash or a wrong answer to a
-# hostile request.
+# non-zero on any failed well-formed request, a replica crash, a wrong answer to a
+# hostile request, or a hostile connection excused as closed at the connection cap by a
+# replica whose init_injector_connections_refused_total did not count it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

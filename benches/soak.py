@@ -152,8 +152,11 @@ class Replica:
             try:
                 conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=context, timeout=2)
                 conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    conn.close()
+                ready = conn.getresponse().status == 200
+                conn.close()
+                # Ready, and its serving line (with the metrics address) written.
+                self.read_metrics_addr()
+                if ready and self.metrics_addr is not None:
                     return
             except OSError:
                 pass
@@ -161,9 +164,10 @@ class Replica:
         raise SystemExit(f"replica {self.name} not ready within {limit}s")
 
     def read_metrics_addr(self):
-        """The metrics address this process logged as it started serving: the last
-        such line of the replica's log, which every incarnation appends to."""
-        self.metrics_addr = None
+        """The metrics address this process logged as it started serving, or None while
+        it has not logged it yet. Every incarnation appends to the replica's log, one
+        such line each, so this process's is the line numbered by its incarnation."""
+        addrs = []
         with open(os.path.join(WORK, f"replica-{self.name}.log"), errors="replace") as f:
             for line in f:
                 try:
@@ -171,7 +175,9 @@ class Replica:
                 except ValueError:
                     continue
                 if "metrics_addr" in event:
-                    self.metrics_addr = event["metrics_addr"]
+                    addrs.append(event["metrics_addr"])
+        n = len(self.incarnations)
+        self.metrics_addr = addrs[n - 1] if len(addrs) >= n else None
 
     def count_refused(self):
         """Adds this process's init_injector_connections_refused_total to the sum."""
@@ -186,7 +192,7 @@ class Replica:
             value = next(float(l.split()[1]) for l in text.splitlines()
                          if l.startswith("init_injector_connections_refused_total "))
             self.refused += int(value)
-        except (OSError, AttributeError, ValueError, StopIteration) as err:
+        except (OSError, ValueError, StopIteration) as err:
             log(f"replica {self.name}: cannot read its refused connections: {err!r}")
             self.refused = None
 
@@ -538,7 +544,6 @@ def run(replicas):
         replica.start()
     for replica in replicas:
         replica.wait_ready(context)
-        replica.read_metrics_addr()
     for replica in replicas:
         replica.sample()
     with open(f"/proc/{replicas[0].process.pid}/limits") as f:
@@ -614,7 +619,6 @@ def run(replicas):
             log(f"replica A: SIGTERM, exited {code}")
             a.start()
             a.wait_ready(context)
-            a.read_metrics_addr()
             IN_ROTATION[a.port] = True
             log("replica A restarted and back in rotation")
     if crashed is None and not at(1.0):

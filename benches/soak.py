@@ -154,16 +154,18 @@ class Replica:
                 conn.request("GET", "/readyz")
                 ready = conn.getresponse().status == 200
                 conn.close()
-                # Ready, and its serving line (with the metrics address) written.
-                self.read_metrics_addr()
-                if ready and self.metrics_addr is not None:
-                    return
+                # Ready, and its serving line (with the metrics address) written: the
+                # line may come a moment after /readyz first answers.
+                if ready:
+                    self.metrics_addr = self.logged_metrics_addr()
+                    if self.metrics_addr is not None:
+                        return
             except OSError:
                 pass
             time.sleep(0.05)
         raise SystemExit(f"replica {self.name} not ready within {limit}s")
 
-    def read_metrics_addr(self):
+    def logged_metrics_addr(self):
         """The metrics address this process logged as it started serving, or None while
         it has not logged it yet. Every incarnation appends to the replica's log, one
         such line each, so this process's is the line numbered by its incarnation."""
@@ -177,7 +179,7 @@ class Replica:
                 if "metrics_addr" in event:
                     addrs.append(event["metrics_addr"])
         n = len(self.incarnations)
-        self.metrics_addr = addrs[n - 1] if len(addrs) >= n else None
+        return addrs[n - 1] if len(addrs) >= n else None
 
     def count_refused(self):
         """Adds this process's init_injector_connections_refused_total to the sum."""

@@ -11,6 +11,8 @@ use common::*;
 use init_injector::engine::config::EngineConfig;
 use init_injector::engine::{Outcome, PodContext, plan_injection};
 use init_injector::webhook::admission::OnInvalid;
+use init_injector::webhook::server::MAX_BODY_BYTES;
+use init_injector::webhook::server::reviewers;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
@@ -331,6 +333,92 @@ async fn slow_clients_are_cut_off_without_blocking_others() {
         !answer.starts_with("HTTP/1.1 200"),
         "stalled headers end without a review: {answer:?}"
     );
+    server.running.shutdown().await.unwrap();
+}
+
+/// The answer's bytes as sent.
+async fn post_bytes(server: &TestServer, body: Vec<u8>) -> (u16, Vec<u8>) {
+    let response = server
+        .client()
+        .post(server.url("/mutate"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_threads_answer_as_the_inline_mode_does() {
+    let threaded = TestServer::start(OnInvalid::Deny).await;
+    let inline = TestServer::start_with(OnInvalid::Deny, |config| config.review_threads = 0).await;
+    let invalid = review_with(|review| {
+        review["object"]["metadata"]["annotations"]["init.example/wait-for"] =
+            json!("postgres:notaport");
+    });
+    let bodies = [
+        example("review.json").into_bytes(),
+        example("review-unannotated.json").into_bytes(),
+        std::fs::read("tests/fixtures/review-reinvoked.json").unwrap(),
+        invalid,
+        b"{\"kind\": \"AdmissionReview\"".to_vec(),
+    ];
+    for body in bodies {
+        let (threaded_status, threaded_answer) = post_bytes(&threaded, body.clone()).await;
+        let (inline_status, inline_answer) = post_bytes(&inline, body.clone()).await;
+        assert_eq!(threaded_status, inline_status);
+        assert_eq!(
+            String::from_utf8_lossy(&threaded_answer),
+            String::from_utf8_lossy(&inline_answer)
+        );
+        assert!(!threaded_answer.is_empty());
+    }
+    assert_eq!(threaded.running.app.reviewers.threads(), 2);
+    assert_eq!(inline.running.app.reviewers.threads(), 0);
+    threaded.running.shutdown().await.unwrap();
+    inline.running.shutdown().await.unwrap();
+}
+
+/// Three clients that stall inside bodies declared at three quarters of the queue's byte
+/// budget each must not keep a small review waiting until their deadline: without
+/// `SLOT_HOLD`, the first holds its share, the second waits for one the first keeps, and
+/// the small review queues behind the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_give_their_share_of_the_queue_up() {
+    let server = TestServer::start_with(OnInvalid::Deny, |config| {
+        config.review_threads = 1;
+        config.request_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let declared = reviewers::QUEUE_BYTES / 4 * 3;
+    assert!(declared <= MAX_BODY_BYTES);
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n{{"
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut stream = raw_tls(server.running.addr, &server.ca_pem).await;
+        write_all(&mut stream, head.as_bytes()).await;
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        post(&server, example("review.json").into_bytes()),
+    )
+    .await;
+    let (status, review) = answered.expect("a review waited behind stalled bodies");
+    assert_eq!(status, 200);
+    assert_eq!(review["response"]["allowed"], json!(true));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
     server.running.shutdown().await.unwrap();
 }
 

@@ -17,6 +17,7 @@ use crate::cluster::{self, ClusterError, certificates};
 use crate::engine::duration::parse_positive;
 use crate::webhook::admission::{AdmissionConfig, OnInvalid};
 use crate::webhook::server;
+use crate::webhook::server::reviewers;
 use crate::webhook::server::{ServeConfig, TlsSource};
 use crate::webhook::tls::TlsFiles;
 
@@ -67,6 +68,11 @@ pub struct ServeArgs {
     /// limit (`ulimit -n`).
     #[arg(long, env = "INIT_INJECTOR_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+    /// Threads that run reviews (decode, plan, patch), apart from the one thread that
+    /// runs TLS, HTTP and the timers [default: one per CPU available, at most 4; 0 on one
+    /// CPU]. 0 runs each review on the thread that read it, with one such thread per CPU.
+    #[arg(long, env = "INIT_INJECTOR_REVIEW_THREADS", value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub review_threads: Option<u16>,
     /// How often the certificate files are checked for changes.
     #[arg(long, env = "INIT_INJECTOR_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = parse_positive)]
     pub cert_reload_interval: Duration,
@@ -152,6 +158,9 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             gates,
             max_connections: self.max_connections as usize,
+            review_threads: self
+                .review_threads
+                .map_or_else(reviewers::default_threads, usize::from),
         };
         Started {
             config,
@@ -193,7 +202,12 @@ impl ServeArgs {
             managed,
             watch,
         } = self.into_config();
-        let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
+        // With review threads, one runtime thread serves every connection's TLS and HTTP.
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if config.review_threads > 0 {
+            builder.worker_threads(1);
+        }
+        let runtime = match runtime(builder) {
             Ok(runtime) => runtime,
             Err(code) => return code,
         };

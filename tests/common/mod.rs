@@ -77,6 +77,9 @@ pub fn config(dir: &Path, on_invalid: OnInvalid) -> ServeConfig {
         request_timeout: Duration::from_secs(2),
         gates: Vec::new(),
         max_connections: 64,
+        // The threaded mode `serve` runs by default on more than one CPU, whatever this
+        // machine has; tests/server.rs runs the inline mode too.
+        review_threads: 2,
     }
 }
 
@@ -89,10 +92,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(on_invalid: OnInvalid) -> Self {
+        Self::start_with(on_invalid, |_| {}).await
+    }
+
+    /// [`TestServer::start`] with `edit` made to the config first.
+    pub async fn start_with(on_invalid: OnInvalid, edit: impl FnOnce(&mut ServeConfig)) -> Self {
         let generated = generate();
         let dir = tempfile::tempdir().unwrap();
         write_secret_volume(dir.path(), "v1", &generated);
-        let running = server::start(config(dir.path(), on_invalid)).await.unwrap();
+        let mut config = config(dir.path(), on_invalid);
+        edit(&mut config);
+        let running = server::start(config).await.unwrap();
         TestServer {
             running,
             ca_pem: generated.ca_cert_pem,

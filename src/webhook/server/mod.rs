@@ -4,6 +4,7 @@
 
 pub mod limit;
 mod reload;
+pub mod reviewers;
 mod routes;
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub use routes::MAX_BODY_BYTES;
 use crate::webhook::admission::AdmissionConfig;
 use crate::webhook::certs;
 use crate::webhook::metrics::Metrics;
+use crate::webhook::server::reviewers::Reviewers;
 use crate::webhook::tls::{self, TlsError, TlsFiles};
 
 /// Where the serving certificate comes from.
@@ -53,6 +55,9 @@ pub struct ServeConfig {
     pub gates: Vec<Arc<AtomicBool>>,
     /// Connections open at once; more are closed as they arrive (see [`limit`]).
     pub max_connections: usize,
+    /// Threads that run reviews, apart from the runtime's; 0 runs them on the runtime's
+    /// workers (see [`reviewers`]).
+    pub review_threads: usize,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -71,6 +76,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The review threads cannot be started.
+    #[error("cannot start the review threads")]
+    Threads(#[source] std::io::Error),
     /// Serving failed after the start.
     #[error("the server failed")]
     Io(#[from] std::io::Error),
@@ -78,7 +86,7 @@ pub enum ServeError {
 
 /// State shared by the handlers.
 pub struct App {
-    pub admission: AdmissionConfig,
+    pub reviewers: Reviewers,
     pub metrics: Arc<Metrics>,
     /// Set after the first certificate load; cleared when shutdown starts.
     pub ready: AtomicBool,
@@ -127,7 +135,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let rustls = RustlsConfig::from_config(loaded.identity.config.clone());
 
     let app = Arc::new(App {
-        admission: config.admission.clone(),
+        reviewers: Reviewers::start(config.admission.clone(), config.review_threads)
+            .map_err(ServeError::Threads)?,
         metrics: metrics.clone(),
         ready: AtomicBool::new(true),
         gates: config.gates.clone(),

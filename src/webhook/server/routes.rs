@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::App;
+use super::{App, reviewers};
 use crate::webhook::admission;
 use crate::webhook::metrics::Metrics;
 
@@ -83,7 +83,28 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let bytes = match tokio::time::timeout(app.request_timeout, read_body(body, declared)).await {
+    // The body's share of the queue's budget first, then the body (see `reviewers`): a
+    // body slower than SLOT_HOLD gives its share up and waits for it again once it is in.
+    let mut slot = app.reviewers.slot(declared).await;
+    let read = tokio::time::timeout(app.request_timeout, read_body(body, declared));
+    let read = if slot.is_held() {
+        tokio::pin!(read);
+        match tokio::time::timeout(reviewers::SLOT_HOLD, &mut read).await {
+            Ok(read) => read,
+            Err(_) => {
+                slot.release();
+                let read = read.await;
+                // Its length is known now; a body that failed needs no share.
+                if let Ok(Ok(bytes)) = &read {
+                    slot = app.reviewers.slot(Some(bytes.len())).await;
+                }
+                read
+            }
+        }
+    } else {
+        read.await
+    };
+    let bytes = match read {
         Err(_) => {
             return refuse(
                 StatusCode::REQUEST_TIMEOUT,
@@ -110,15 +131,18 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
             "the body is empty; expected an AdmissionReview",
         );
     }
-    match admission::review(&bytes, &app.admission) {
-        Ok(reviewed) => {
+    let reviewed = app.reviewers.review(bytes).await;
+    drop(slot);
+    match reviewed {
+        Err(lost) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &lost.to_string()),
+        Ok(Ok(reviewed)) => {
             let elapsed = started.elapsed();
             app.metrics.review(&reviewed.decision, elapsed);
             log_review(&reviewed, elapsed);
             ([(header::CONTENT_TYPE, "application/json")], reviewed.body).into_response()
         }
         // No uid is known: the review cannot be answered as a review.
-        Err(err) => refuse(StatusCode::BAD_REQUEST, &crate::error::chain(&err)),
+        Ok(Err(err)) => refuse(StatusCode::BAD_REQUEST, &crate::error::chain(&err)),
     }
 }
 

@@ -22,9 +22,12 @@ use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 
 use crate::webhook::admission::{self, AdmissionConfig, ReviewError, Reviewed};
 
-/// Bytes of bodies admitted at once in the threaded mode: forty 100 KB pods, a thousand
-/// typical ones. A body larger than this (up to `MAX_BODY_BYTES`) takes all of it.
-pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of bodies admitted at once in the threaded mode: ten 100 KB pods, two hundred
+/// typical ones, enough to keep four review threads busy. A body larger than this (the
+/// API server stores objects of up to 1.5 MiB) takes all of it. Four times as much held
+/// half a megabyte more at the peak of a burst of 100 KB pods, and a quarter of it cost
+/// a tenth of their throughput (docs/performance.md, seventeenth round).
+pub const QUEUE_BYTES: usize = 1024 * 1024;
 
 /// How long a request may take to deliver its body while it holds its share.
 pub const SLOT_HOLD: Duration = Duration::from_millis(50);

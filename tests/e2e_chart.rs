@@ -248,6 +248,15 @@ fn policies_and_every_pod_filter_render_what_they_say() {
             .all(|role| role["metadata"]["name"] != "rel-init-injector-policies")
     );
 
+    // serve picks its review threads unless told.
+    assert!(
+        !webhook_args(&off)
+            .iter()
+            .any(|arg| arg.starts_with("--review-threads"))
+    );
+    let told = template(&["--set", "reviewThreads=0"]);
+    assert!(webhook_args(&told).contains(&"--review-threads=0".to_owned()));
+
     // On: --watch-policies, every pod sent (auto), exactly the watch's RBAC.
     let on = template(&["--set", "policies.enabled=true"]);
     assert!(webhook_args(&on).contains(&"--watch-policies".to_owned()));
@@ -357,7 +366,7 @@ fn notes_warn_when_policies_reach_only_annotated_pods() {
 #[test]
 fn the_schema_refuses_bad_values_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(Value, &str); 8] = [
+    let cases: [(Value, &str); 9] = [
         (json!({"replicaCount": "two"}), "/replicaCount"),
         (json!({"bogus": 1}), "'bogus' not allowed"),
         (
@@ -381,6 +390,7 @@ fn the_schema_refuses_bad_values_naming_them() {
             "/webhook/podFilter",
         ),
         (json!({"policies": {"enabled": "yes"}}), "/policies/enabled"),
+        (json!({"reviewThreads": 65}), "/reviewThreads"),
     ];
     for (index, (values, expected)) in cases.iter().enumerate() {
         let file = values_file(dir.path(), &format!("bad-{index}.json"), values);

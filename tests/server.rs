@@ -11,7 +11,7 @@ use common::*;
 use init_injector::engine::config::EngineConfig;
 use init_injector::engine::{Outcome, PodContext, plan_injection};
 use init_injector::webhook::admission::OnInvalid;
-use init_injector::webhook::server::MAX_BODY_BYTES;
+use init_injector::webhook::server::{MAX_BODY_BYTES, READ_BUFFER_BYTES};
 use init_injector::webhook::server::reviewers;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
@@ -419,6 +419,37 @@ async fn stalled_bodies_give_their_share_of_the_queue_up() {
         started.elapsed()
     );
     drop(stalled);
+    server.running.shutdown().await.unwrap();
+}
+
+/// The read buffer is capped at `READ_BUFFER_BYTES`: a request head larger than that is
+/// refused with 431, and a body many times larger is read in pieces and answered whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_over_the_read_buffer_is_refused_and_a_large_body_is_not() {
+    let server = TestServer::start(OnInvalid::Deny).await;
+    let mut stream = raw_tls(server.running.addr, &server.ca_pem).await;
+    let filler = "x".repeat(READ_BUFFER_BYTES);
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\nx-filler: {filler}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}"
+    );
+    write_all(&mut stream, head.as_bytes()).await;
+    let answer = read_response(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "a {} byte head: {answer:?}",
+        head.len()
+    );
+
+    // 2,000 env vars on the app container: a body of about 100 KB.
+    let env: Vec<Value> = (0..2000)
+        .map(|i| json!({"name": format!("VARIABLE_{i}"), "value": format!("value-{i}-{}", "v".repeat(20))}))
+        .collect();
+    let body = review_with(|review| review["object"]["spec"]["containers"][0]["env"] = json!(env));
+    assert!(body.len() > 4 * READ_BUFFER_BYTES, "{} bytes", body.len());
+    let (status, review) = post(&server, body).await;
+    assert_eq!(status, 200, "{review}");
+    assert_eq!(review["response"]["allowed"], json!(true));
+    assert_eq!(review["response"]["patchType"], json!("JSONPatch"));
     server.running.shutdown().await.unwrap();
 }
 

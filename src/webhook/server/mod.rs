@@ -84,6 +84,13 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// The most a connection's HTTP read buffer holds: a request's head must fit in it (a
+/// larger one is refused with 431), and a body passes through it in pieces of at most
+/// this size. hyper's default (about 400 KB) let each keep-alive connection keep a buffer
+/// the size of the largest body it had read, which was most of the peak memory over a
+/// burst of 100 KB pods (docs/performance.md, seventeenth round).
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 /// State shared by the handlers.
 pub struct App {
     pub reviewers: Reviewers,
@@ -166,6 +173,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         .http_builder()
         .http1()
         .header_read_timeout(config.request_timeout)
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true);
     let service = routes::router(app.clone()).into_make_service();
     let server = tokio::spawn(async move { server.serve(service).await });

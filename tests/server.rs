@@ -11,8 +11,8 @@ use common::*;
 use init_injector::engine::config::EngineConfig;
 use init_injector::engine::{Outcome, PodContext, plan_injection};
 use init_injector::webhook::admission::OnInvalid;
-use init_injector::webhook::server::{MAX_BODY_BYTES, READ_BUFFER_BYTES};
 use init_injector::webhook::server::reviewers;
+use init_injector::webhook::server::{MAX_BODY_BYTES, READ_BUFFER_BYTES};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 

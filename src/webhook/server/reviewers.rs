@@ -168,8 +168,7 @@ fn run(receiver: &Mutex<mpsc::Receiver<Job>>, admission: &AdmissionConfig) {
         let Ok(Job { body, reply }) = job else {
             return;
         };
-        if let Ok(answer) = catch_unwind(AssertUnwindSafe(|| admission::review(&body, admission)))
-        {
+        if let Ok(answer) = catch_unwind(AssertUnwindSafe(|| admission::review(&body, admission))) {
             // The client may have gone; its answer then has nowhere to go.
             let _ = reply.send(answer);
         }
@@ -222,7 +221,10 @@ mod tests {
         assert_eq!(queue.budget.available_permits(), 0);
         // A body of unknown length waits for the whole budget.
         let waiting = tokio::time::timeout(Duration::from_millis(50), threaded.slot(None)).await;
-        assert!(waiting.is_err(), "a second body was admitted past the budget");
+        assert!(
+            waiting.is_err(),
+            "a second body was admitted past the budget"
+        );
         drop(large);
         assert!(threaded.slot(None).await.is_held());
         assert!(!reviewers(0).slot(Some(4_000)).await.is_held());

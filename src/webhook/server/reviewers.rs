@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 
+use super::MAX_BODY_BYTES;
 use crate::webhook::admission::{self, AdmissionConfig, ReviewError, Reviewed};
 
 /// Bytes of bodies admitted at once in the threaded mode: ten 100 KB pods, two hundred
@@ -126,9 +127,13 @@ impl Reviewers {
     }
 
     /// Waits for the share of the budget a body of `declared` bytes needs (all of it
-    /// when the length is not declared).
+    /// when the length is not declared). A body declared larger than `MAX_BODY_BYTES`
+    /// needs none: it is refused without being kept or reviewed.
     pub async fn slot(&self, declared: Option<usize>) -> Slot<'_> {
         match &self.queue {
+            Some(_) if declared.is_some_and(|declared| declared > MAX_BODY_BYTES) => {
+                Slot { permit: None }
+            }
             Some(queue) => {
                 let bytes = declared.unwrap_or(QUEUE_BYTES).clamp(1, QUEUE_BYTES);
                 // At most QUEUE_BYTES, which fits a u32; the semaphore is never closed.
@@ -226,6 +231,9 @@ mod tests {
             "a second body was admitted past the budget"
         );
         drop(large);
+        // Declared over the body limit: refused unread, so it takes no share.
+        assert!(!threaded.slot(Some(MAX_BODY_BYTES + 1)).await.is_held());
+        assert_eq!(queue.budget.available_permits(), QUEUE_BYTES);
         assert!(threaded.slot(None).await.is_held());
         assert!(!reviewers(0).slot(Some(4_000)).await.is_held());
     }

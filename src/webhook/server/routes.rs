@@ -176,24 +176,30 @@ enum BodyError {
 
 /// Reads the body up to [`MAX_BODY_BYTES`]. Past the limit it keeps reading and
 /// discarding (up to a bound), so that the client, still sending, gets to see the 413
-/// instead of a reset connection.
+/// instead of a reset connection. A body declared larger than the limit is not kept at
+/// all: it is refused whatever it holds.
 async fn read_body(mut body: Body, declared: Option<usize>) -> Result<Vec<u8>, BodyError> {
     use http_body_util::BodyExt;
     const DISCARD_LIMIT: usize = 8 * MAX_BODY_BYTES;
-    let mut buf = Vec::with_capacity(declared.unwrap_or(16 * 1024).min(MAX_BODY_BYTES));
+    let too_large = declared.is_some_and(|declared| declared > MAX_BODY_BYTES);
+    let mut buf = if too_large {
+        Vec::new()
+    } else {
+        Vec::with_capacity(declared.unwrap_or(16 * 1024))
+    };
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
             continue;
         };
         seen += data.len();
-        if seen <= MAX_BODY_BYTES {
+        if seen <= MAX_BODY_BYTES && !too_large {
             buf.extend_from_slice(&data);
         } else if seen > DISCARD_LIMIT {
             break;
         }
     }
-    if seen > MAX_BODY_BYTES {
+    if too_large || seen > MAX_BODY_BYTES {
         Err(BodyError::TooLarge)
     } else {
         Ok(buf)

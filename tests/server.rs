@@ -16,7 +16,15 @@ use init_injector::webhook::server::{MAX_BODY_BYTES, READ_BUFFER_BYTES};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
+/// The answer as JSON (`null` when it is not JSON).
 async fn post(server: &TestServer, body: Vec<u8>) -> (u16, Value) {
+    let (status, bytes) = post_bytes(server, body).await;
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// The answer's bytes as sent.
+async fn post_bytes(server: &TestServer, body: Vec<u8>) -> (u16, Vec<u8>) {
     let response = server
         .client()
         .post(server.url("/mutate"))
@@ -26,9 +34,7 @@ async fn post(server: &TestServer, body: Vec<u8>) -> (u16, Value) {
         .await
         .unwrap();
     let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, body)
+    (status, response.bytes().await.unwrap().to_vec())
 }
 
 /// The patch as the apiserver decodes it: a base64 string, as Go writes `[]byte`.
@@ -334,20 +340,6 @@ async fn slow_clients_are_cut_off_without_blocking_others() {
         "stalled headers end without a review: {answer:?}"
     );
     server.running.shutdown().await.unwrap();
-}
-
-/// The answer's bytes as sent.
-async fn post_bytes(server: &TestServer, body: Vec<u8>) -> (u16, Vec<u8>) {
-    let response = server
-        .client()
-        .post(server.url("/mutate"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.bytes().await.unwrap().to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

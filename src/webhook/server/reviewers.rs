@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
 
-use super::MAX_BODY_BYTES;
+use super::routes::refused_unread;
 use crate::webhook::admission::{self, AdmissionConfig, ReviewError, Reviewed};
 
 /// Bytes of bodies admitted at once in the threaded mode: ten 100 KB pods, two hundred
@@ -73,23 +73,6 @@ pub enum Lost {
     Panicked,
 }
 
-/// A body's share of [`QUEUE_BYTES`]; holds nothing in the inline mode.
-pub struct Slot<'a> {
-    permit: Option<SemaphorePermit<'a>>,
-}
-
-impl Slot<'_> {
-    /// Whether this holds a share of the budget (not the inline mode).
-    pub fn is_held(&self) -> bool {
-        self.permit.is_some()
-    }
-
-    /// Gives the share back before the slot is dropped.
-    pub fn release(&mut self) {
-        self.permit = None;
-    }
-}
-
 impl Reviewers {
     /// Starts `threads` review threads (none: reviews run inline). The threads end when
     /// this is dropped.
@@ -126,24 +109,16 @@ impl Reviewers {
         self.threads
     }
 
-    /// Waits for the share of the budget a body of `declared` bytes needs (all of it
-    /// when the length is not declared). A body declared larger than `MAX_BODY_BYTES`
-    /// needs none: it is refused without being kept or reviewed.
-    pub async fn slot(&self, declared: Option<usize>) -> Slot<'_> {
-        match &self.queue {
-            Some(_) if declared.is_some_and(|declared| declared > MAX_BODY_BYTES) => {
-                Slot { permit: None }
-            }
-            Some(queue) => {
-                let bytes = declared.unwrap_or(QUEUE_BYTES).clamp(1, QUEUE_BYTES);
-                // At most QUEUE_BYTES, which fits a u32; the semaphore is never closed.
-                let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
-                Slot {
-                    permit: queue.budget.acquire_many(bytes).await.ok(),
-                }
-            }
-            None => Slot { permit: None },
-        }
+    /// Waits for the share of [`QUEUE_BYTES`] a body of `declared` bytes needs (all of it
+    /// when the length is not declared), held until the permit is dropped. `None` in the
+    /// inline mode, and for a body refused unread ([`refused_unread`]), which is never
+    /// queued.
+    pub async fn slot(&self, declared: Option<usize>) -> Option<SemaphorePermit<'_>> {
+        let queue = self.queue.as_ref().filter(|_| !refused_unread(declared))?;
+        let bytes = declared.unwrap_or(QUEUE_BYTES).clamp(1, QUEUE_BYTES);
+        // At most QUEUE_BYTES, which fits a u32; the semaphore is never closed.
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        queue.budget.acquire_many(bytes).await.ok()
     }
 
     /// Reviews `body` on a review thread, or inline.
@@ -219,7 +194,7 @@ mod tests {
             panic!("one review thread starts the threaded mode");
         };
         let small = threaded.slot(Some(4_000)).await;
-        assert!(small.is_held());
+        assert!(small.is_some());
         assert_eq!(queue.budget.available_permits(), QUEUE_BYTES - 4_000);
         drop(small);
         let large = threaded.slot(Some(QUEUE_BYTES * 3)).await;
@@ -232,9 +207,14 @@ mod tests {
         );
         drop(large);
         // Declared over the body limit: refused unread, so it takes no share.
-        assert!(!threaded.slot(Some(MAX_BODY_BYTES + 1)).await.is_held());
+        assert!(
+            threaded
+                .slot(Some(crate::webhook::server::MAX_BODY_BYTES + 1))
+                .await
+                .is_none()
+        );
         assert_eq!(queue.budget.available_permits(), QUEUE_BYTES);
-        assert!(threaded.slot(None).await.is_held());
-        assert!(!reviewers(0).slot(Some(4_000)).await.is_held());
+        assert!(threaded.slot(None).await.is_some());
+        assert!(reviewers(0).slot(Some(4_000)).await.is_none());
     }
 }

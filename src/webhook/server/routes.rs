@@ -87,12 +87,12 @@ async fn mutate(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
     // body slower than SLOT_HOLD gives its share up and waits for it again once it is in.
     let mut slot = app.reviewers.slot(declared).await;
     let read = tokio::time::timeout(app.request_timeout, read_body(body, declared));
-    let read = if slot.is_held() {
+    let read = if slot.is_some() {
         tokio::pin!(read);
         match tokio::time::timeout(reviewers::SLOT_HOLD, &mut read).await {
             Ok(read) => read,
             Err(_) => {
-                slot.release();
+                slot = None;
                 let read = read.await;
                 // Its length is known now; a body that failed needs no share.
                 if let Ok(Ok(bytes)) = &read {
@@ -174,14 +174,19 @@ enum BodyError {
     Read(axum::Error),
 }
 
+/// Whether a body declared `declared` bytes long is refused whatever it holds: it is
+/// declared larger than [`MAX_BODY_BYTES`]. It is drained without being kept.
+pub(super) fn refused_unread(declared: Option<usize>) -> bool {
+    declared.is_some_and(|declared| declared > MAX_BODY_BYTES)
+}
+
 /// Reads the body up to [`MAX_BODY_BYTES`]. Past the limit it keeps reading and
 /// discarding (up to a bound), so that the client, still sending, gets to see the 413
-/// instead of a reset connection. A body declared larger than the limit is not kept at
-/// all: it is refused whatever it holds.
+/// instead of a reset connection. A body [`refused_unread`] is not kept at all.
 async fn read_body(mut body: Body, declared: Option<usize>) -> Result<Vec<u8>, BodyError> {
     use http_body_util::BodyExt;
     const DISCARD_LIMIT: usize = 8 * MAX_BODY_BYTES;
-    let too_large = declared.is_some_and(|declared| declared > MAX_BODY_BYTES);
+    let too_large = refused_unread(declared);
     let mut buf = if too_large {
         Vec::new()
     } else {

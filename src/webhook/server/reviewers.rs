@@ -45,6 +45,8 @@ pub fn default_threads() -> usize {
 
 type Answer = Result<Reviewed, ReviewError>;
 
+type Review = fn(&[u8], &AdmissionConfig) -> Answer;
+
 struct Job {
     body: Vec<u8>,
     reply: oneshot::Sender<Answer>,
@@ -77,6 +79,16 @@ impl Reviewers {
     /// Starts `threads` review threads (none: reviews run inline). The threads end when
     /// this is dropped.
     pub fn start(admission: AdmissionConfig, threads: usize) -> std::io::Result<Self> {
+        Self::start_with(admission, threads, admission::review)
+    }
+
+    /// [`Reviewers::start`], with the threads running `review` (the tests give it one
+    /// that panics).
+    fn start_with(
+        admission: AdmissionConfig,
+        threads: usize,
+        review: Review,
+    ) -> std::io::Result<Self> {
         let admission = Arc::new(admission);
         if threads == 0 {
             return Ok(Reviewers {
@@ -92,7 +104,7 @@ impl Reviewers {
             let admission = admission.clone();
             std::thread::Builder::new()
                 .name(format!("review-{index}"))
-                .spawn(move || run(&receiver, &admission))?;
+                .spawn(move || run(&receiver, &admission, review))?;
         }
         Ok(Reviewers {
             admission,
@@ -138,7 +150,7 @@ impl Reviewers {
 
 /// A review thread: takes the next job until the queue's sender is gone. A review that
 /// panics (a bug) loses its own answer, not the thread.
-fn run(receiver: &Mutex<mpsc::Receiver<Job>>, admission: &AdmissionConfig) {
+fn run(receiver: &Mutex<mpsc::Receiver<Job>>, admission: &AdmissionConfig, review: Review) {
     loop {
         // Poisoned only if a thread panicked while waiting, which `recv` does not do.
         let job = match receiver.lock() {
@@ -148,7 +160,7 @@ fn run(receiver: &Mutex<mpsc::Receiver<Job>>, admission: &AdmissionConfig) {
         let Ok(Job { body, reply }) = job else {
             return;
         };
-        if let Ok(answer) = catch_unwind(AssertUnwindSafe(|| admission::review(&body, admission))) {
+        if let Ok(answer) = catch_unwind(AssertUnwindSafe(|| review(&body, admission))) {
             // The client may have gone; its answer then has nowhere to go.
             let _ = reply.send(answer);
         }
@@ -161,13 +173,16 @@ mod tests {
     use crate::engine::config::EngineConfig;
     use crate::webhook::admission::OnInvalid;
 
-    fn reviewers(threads: usize) -> Reviewers {
-        let admission = AdmissionConfig {
+    fn config() -> AdmissionConfig {
+        AdmissionConfig {
             engine: EngineConfig::default(),
             on_invalid: OnInvalid::Deny,
             policies: None,
-        };
-        Reviewers::start(admission, threads).unwrap()
+        }
+    }
+
+    fn reviewers(threads: usize) -> Reviewers {
+        Reviewers::start(config(), threads).unwrap()
     }
 
     const ANNOTATED: &[u8] = include_bytes!("../../../examples/review.json");
@@ -184,6 +199,23 @@ mod tests {
                 (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
                 (a, b) => panic!("{a:?} against {b:?}"),
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_review_that_panics_loses_its_answer_and_not_its_thread() {
+        fn panics_on_a_bare_word(body: &[u8], admission: &AdmissionConfig) -> Answer {
+            assert_ne!(body, b"panic", "a review that panics");
+            admission::review(body, admission)
+        }
+        // One thread, so the review after the panic runs on the thread that panicked.
+        let threaded = Reviewers::start_with(config(), 1, panics_on_a_bare_word).unwrap();
+        for _ in 0..2 {
+            let lost = threaded.review(b"panic".to_vec()).await;
+            assert!(matches!(lost, Err(Lost::Panicked)), "{lost:?}");
+            let answered = threaded.review(ANNOTATED.to_vec()).await.unwrap();
+            let inline = admission::review(ANNOTATED, &threaded.admission).unwrap();
+            assert_eq!(answered.unwrap().body, inline.body);
         }
     }
 

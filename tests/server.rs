@@ -700,6 +700,39 @@ async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
 }
 
+/// The start-up line says how many review threads run, as the flag or the environment
+/// asked.
+#[test]
+fn the_start_up_line_says_how_many_review_threads_run() {
+    use std::io::BufRead;
+    let started = |command: &mut std::process::Command| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = command
+            .arg("--self-signed-dir")
+            .arg(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let line = lines
+            .map_while(Result::ok)
+            .find(|line| logged_addr(line).is_some());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let line = line.expect("the server logs its address");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        entry["review_threads"].clone()
+    };
+    assert_eq!(
+        started(serve_command().arg("--review-threads=3")),
+        serde_json::json!(3)
+    );
+    assert_eq!(
+        started(serve_command().env("INIT_INJECTOR_REVIEW_THREADS", "0")),
+        serde_json::json!(0)
+    );
+}
+
 /// A SIGTERM while `serve` is still starting (here: self-managed certificate mode waiting
 /// on an API server that accepts the connection and never answers) stops it at once with
 /// exit 0, instead of being held until serving starts or killing it with the default action.

@@ -262,7 +262,12 @@ impl ServeArgs {
                     "no --tls-cert given: serving a self-signed certificate for localhost, 127.0.0.1 and ::1; trust the CA in this file"
                 );
             }
-            tracing::info!(addr = %running.addr, metrics_addr = %running.metrics_addr, "serving AdmissionReview v1 on POST /mutate");
+            tracing::info!(
+                addr = %running.addr,
+                metrics_addr = %running.metrics_addr,
+                review_threads = running.app.reviewers.threads(),
+                "serving AdmissionReview v1 on POST /mutate"
+            );
             let manager =
                 manager.map(|(manager, trusted)| tokio::spawn(manager.run(trusted)));
             let mut watch = watch.map(|(watch, client)| {

@@ -642,21 +642,9 @@ async fn shutdown_drains_in_flight_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = serve_command()
-        .arg("--self-signed-dir")
-        .arg(dir.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the server logs its address").unwrap();
-        if let Some(addr) = logged_addr(&line) {
-            break addr;
-        }
-    };
+    let (mut child, lines, line) = spawn_serve(&mut serve_command(), dir.path());
+    let addr = logged_addr(&line).unwrap();
     let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
     let body = example("review.json");
     let mut stream = raw_tls(addr, &ca).await;
@@ -704,22 +692,11 @@ async fn sigterm_on_the_binary_drains_in_flight_requests_and_exits_0() {
 /// asked.
 #[test]
 fn the_start_up_line_says_how_many_review_threads_run() {
-    use std::io::BufRead;
     let started = |command: &mut std::process::Command| {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = command
-            .arg("--self-signed-dir")
-            .arg(dir.path())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let line = lines
-            .map_while(Result::ok)
-            .find(|line| logged_addr(line).is_some());
+        let (mut child, _, line) = spawn_serve(command, dir.path());
         child.kill().unwrap();
         child.wait().unwrap();
-        let line = line.expect("the server logs its address");
         let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
         entry["review_threads"].clone()
     };

@@ -286,6 +286,32 @@ pub fn serve_command() -> std::process::Command {
     command
 }
 
+/// A serve process, its log as it goes on, and its start-up line.
+pub type Started = (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    String,
+);
+
+/// Spawns `command` (a [`serve_command`]) with its self-signed certificate written to
+/// `dir`, and reads its log up to the start-up line, the one with the bound address.
+pub fn spawn_serve(command: &mut std::process::Command, dir: &Path) -> Started {
+    use std::io::BufRead;
+    let mut child = command
+        .arg("--self-signed-dir")
+        .arg(dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| logged_addr(line).is_some())
+        .expect("the server logs its address");
+    (child, lines, line)
+}
+
 /// The HTTPS address in a JSON log line of `serve`, if the line has one.
 pub fn logged_addr(line: &str) -> Option<SocketAddr> {
     let entry: serde_json::Value = serde_json::from_str(line).ok()?;

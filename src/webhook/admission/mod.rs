@@ -360,4 +360,4 @@ fn refuse(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

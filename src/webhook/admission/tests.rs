@@ -3,7 +3,8 @@
 use super::*;
 use k8s_openapi::api::core::v1::Pod;
 
-fn config() -> AdmissionConfig {
+/// The default engine, denying invalid pods, no policies (also the review threads' tests).
+pub(crate) fn config() -> AdmissionConfig {
     AdmissionConfig {
         engine: EngineConfig::default(),
         on_invalid: OnInvalid::Deny,

@@ -45,8 +45,6 @@ pub fn default_threads() -> usize {
 
 type Answer = Result<Reviewed, ReviewError>;
 
-type Review = fn(&[u8], &AdmissionConfig) -> Answer;
-
 struct Job {
     body: Vec<u8>,
     reply: oneshot::Sender<Answer>,
@@ -83,12 +81,11 @@ impl Reviewers {
     }
 
     /// [`Reviewers::start`], with the threads running `review` (the tests give it one
-    /// that panics).
-    fn start_with(
-        admission: AdmissionConfig,
-        threads: usize,
-        review: Review,
-    ) -> std::io::Result<Self> {
+    /// that panics). Generic, so that the threads call [`admission::review`] directly.
+    fn start_with<R>(admission: AdmissionConfig, threads: usize, review: R) -> std::io::Result<Self>
+    where
+        R: Fn(&[u8], &AdmissionConfig) -> Answer + Copy + Send + 'static,
+    {
         let admission = Arc::new(admission);
         if threads == 0 {
             return Ok(Reviewers {
@@ -150,7 +147,11 @@ impl Reviewers {
 
 /// A review thread: takes the next job until the queue's sender is gone. A review that
 /// panics (a bug) loses its own answer, not the thread.
-fn run(receiver: &Mutex<mpsc::Receiver<Job>>, admission: &AdmissionConfig, review: Review) {
+fn run(
+    receiver: &Mutex<mpsc::Receiver<Job>>,
+    admission: &AdmissionConfig,
+    review: impl Fn(&[u8], &AdmissionConfig) -> Answer,
+) {
     loop {
         // Poisoned only if a thread panicked while waiting, which `recv` does not do.
         let job = match receiver.lock() {
@@ -170,16 +171,7 @@ fn run(receiver: &Mutex<mpsc::Receiver<Job>>, admission: &AdmissionConfig, revie
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::config::EngineConfig;
-    use crate::webhook::admission::OnInvalid;
-
-    fn config() -> AdmissionConfig {
-        AdmissionConfig {
-            engine: EngineConfig::default(),
-            on_invalid: OnInvalid::Deny,
-            policies: None,
-        }
-    }
+    use crate::webhook::admission::tests::config;
 
     fn reviewers(threads: usize) -> Reviewers {
         Reviewers::start(config(), threads).unwrap()

@@ -24,37 +24,79 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// One token of a path below another: a key or a list index.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Token<'a> {
     Key(&'a str),
     Index(usize),
 }
 
-/// `base` followed by `tokens`, written once into a buffer of its size. jsonptr's
-/// `with_trailing_token` copies `base`, grows the copy for the token and first makes an
-/// index a string of its own: three allocations for what is one, a few dozen per review.
-fn below(base: &Pointer, tokens: &[Token<'_>]) -> PointerBuf {
-    use std::fmt::Write;
-    let keys: usize = tokens
-        .iter()
-        .map(|token| match token {
-            // '/' and '~' are written as two characters each.
-            Token::Key(key) => 1 + key.len() + key.bytes().filter(|b| b"/~".contains(b)).count(),
-            Token::Index(_) => 1 + 20,
-        })
-        .sum();
-    let mut path = String::with_capacity(base.as_str().len() + keys);
-    path.push_str(base.as_str());
-    for token in tokens {
-        path.push('/');
-        match *token {
-            Token::Key(key) => path.push_str(jsonptr::Token::new(key).encoded()),
-            Token::Index(index) => {
-                write!(path, "{index}").expect("writing to a String never fails")
+/// The deepest path the patch writes below its root:
+/// `spec/containers/I/volumeMounts/J`.
+const MAX_DEPTH: usize = 5;
+
+/// A JSON Pointer below the patch's root, held as the root and its tokens and written out
+/// only when its operation is: into the answer's bytes ([`Path::write_json`]), or as
+/// jsonptr's pointer for json-patch's operations ([`Path::to_pointer`]). Built as
+/// pointers, the paths of one review were a dozen or more strings, each allocated,
+/// written and checked, and then copied into the answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Path<'a> {
+    root: &'a Pointer,
+    tokens: [Token<'a>; MAX_DEPTH],
+    len: usize,
+}
+
+impl<'a> Path<'a> {
+    fn new(root: &'a Pointer) -> Self {
+        Path {
+            root,
+            tokens: [Token::Index(0); MAX_DEPTH],
+            len: 0,
+        }
+    }
+
+    /// This path followed by `tokens`.
+    fn below(mut self, tokens: &[Token<'a>]) -> Self {
+        for &token in tokens {
+            assert!(
+                self.len < MAX_DEPTH,
+                "the patch's paths are at most {MAX_DEPTH} deep"
+            );
+            self.tokens[self.len] = token;
+            self.len += 1;
+        }
+        self
+    }
+
+    /// Appends the pointer's text (`/`-separated tokens, `~` and `/` escaped) to `out`.
+    fn push_to(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push_str(self.root.as_str());
+        for token in &self.tokens[..self.len] {
+            out.push('/');
+            match *token {
+                Token::Key(key) => out.push_str(jsonptr::Token::new(key).encoded()),
+                Token::Index(index) => {
+                    write!(out, "{index}").expect("writing to a String never fails")
+                }
             }
         }
     }
-    PointerBuf::parse(path).expect("encoded tokens below a pointer make a pointer")
+
+    /// The pointer as jsonptr holds it.
+    pub fn to_pointer(&self) -> PointerBuf {
+        let mut text = String::new();
+        self.push_to(&mut text);
+        PointerBuf::parse(text).expect("encoded tokens below a pointer make a pointer")
+    }
+
+    /// Writes the pointer as a JSON string, as serde_json writes a [`PointerBuf`];
+    /// `scratch` holds its text on the way.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>, scratch: &mut String) {
+        scratch.clear();
+        self.push_to(scratch);
+        write_json(out, scratch.as_str());
+    }
 }
 
 /// The API objects that [`list_ops`] adds: each has a name.
@@ -112,14 +154,14 @@ struct ListRules<Ours, Same, Extra, View> {
 /// should, no op is emitted.
 fn list_ops<'a, T: Named>(
     ops: &mut Vec<Op<'a>>,
-    path: &PointerBuf,
+    path: Path<'a>,
     old: Option<&Vec<T>>,
     new: Option<&[&'a T]>,
     compare: Compare,
     rules: ListRules<
         impl Fn(&T) -> bool,
         impl Fn(&T, &T) -> bool,
-        impl Fn(&PointerBuf, usize, &T) -> Option<Op<'a>>,
+        impl Fn(Path<'a>, usize, &T) -> Option<Op<'a>>,
         impl Fn(&'a T) -> Object<'a>,
     >,
 ) {
@@ -142,24 +184,24 @@ fn list_ops<'a, T: Named>(
     }
     let Some(new_list) = new else {
         ops.extend(old_ours.iter().rev().map(|&i| Op::Remove {
-            path: below(path, &[Token::Index(i)]),
+            path: path.below(&[Token::Index(i)]),
         }));
         return;
     };
     if old.is_none() {
         ops.push(Op::Add {
-            path: path.clone(),
+            path,
             value: Value::List(new_list.iter().map(|item| (rules.view)(item)).collect()),
         });
     } else {
         for i in old_ours.iter().rev() {
             ops.push(Op::Remove {
-                path: below(path, &[Token::Index(*i)]),
+                path: path.below(&[Token::Index(*i)]),
             });
         }
         for &i in &new_ours {
             ops.push(Op::Add {
-                path: below(path, &[Token::Index(i)]),
+                path: path.below(&[Token::Index(i)]),
                 value: Value::Object((rules.view)(new_list[i])),
             });
         }
@@ -249,7 +291,7 @@ pub struct StatusChange<'a> {
 /// nothing was injected before): of it, only the containers, init containers and volumes
 /// are read.
 pub fn diff<'a>(
-    root: &Pointer,
+    root: &'a Pointer,
     old_annotations: Option<&BTreeMap<String, String>>,
     old: &PodSpec,
     stripped: &'a PodSpec,
@@ -258,7 +300,7 @@ pub fn diff<'a>(
     owned: &Owned<'_>,
 ) -> Vec<Op<'a>> {
     let mut ops = Vec::new();
-    let spec = below(root, &[Token::Key("spec")]);
+    let spec = Path::new(root).below(&[Token::Key("spec")]);
     let init = spliced(
         stripped.init_containers.as_ref(),
         plan.insert_at,
@@ -268,18 +310,15 @@ pub fn diff<'a>(
     // copied from that container (`Step::env_of`).
     let step_of = |c: &Container| plan.steps.iter().find(|s| std::ptr::eq(&s.container, c));
     let app_env = |index: usize| {
-        below(
-            &spec,
-            &[
-                Token::Key("containers"),
-                Token::Index(index),
-                Token::Key("env"),
-            ],
-        )
+        spec.below(&[
+            Token::Key("containers"),
+            Token::Index(index),
+            Token::Key("env"),
+        ])
     };
     list_ops(
         &mut ops,
-        &below(&spec, &[Token::Key("initContainers")]),
+        spec.below(&[Token::Key("initContainers")]),
         old.init_containers.as_ref(),
         init.as_deref(),
         owned.compare,
@@ -289,11 +328,11 @@ pub fn diff<'a>(
                 Some(step) => *in_pod == *step.container_in(stripped),
                 None => in_pod == planned,
             },
-            after_add: |list: &PointerBuf, at: usize, planned: &Container| {
+            after_add: |list: Path<'a>, at: usize, planned: &Container| {
                 let index = step_of(planned)?.env_of?;
                 Some(Op::Copy {
                     from: app_env(index),
-                    path: below(list, &[Token::Index(at), Token::Key("env")]),
+                    path: list.below(&[Token::Index(at), Token::Key("env")]),
                 })
             },
             view: |planned: &'a Container| match step_of(planned).and_then(|s| s.shared.as_deref())
@@ -310,14 +349,14 @@ pub fn diff<'a>(
     let volumes = spliced(stripped.volumes.as_ref(), usize::MAX, plan.volumes.iter());
     list_ops(
         &mut ops,
-        &below(&spec, &[Token::Key("volumes")]),
+        spec.below(&[Token::Key("volumes")]),
         old.volumes.as_ref(),
         volumes.as_deref(),
         owned.compare,
         ListRules {
             is_ours: |v: &Volume| volume_is_ours(&v.name),
             same_content: Volume::eq,
-            after_add: |_: &PointerBuf, _, _: &Volume| None,
+            after_add: |_: Path<'a>, _, _: &Volume| None,
             view: Object::Volume,
         },
     );
@@ -327,35 +366,32 @@ pub fn diff<'a>(
         &plan.mounts
     };
     for (index, (old_c, new_c)) in old.containers.iter().zip(&stripped.containers).enumerate() {
-        let path = below(
-            &spec,
-            &[
-                Token::Key("containers"),
-                Token::Index(index),
-                Token::Key("volumeMounts"),
-            ],
-        );
+        let path = spec.below(&[
+            Token::Key("containers"),
+            Token::Index(index),
+            Token::Key("volumeMounts"),
+        ]);
         let new_mounts = spliced(new_c.volume_mounts.as_ref(), usize::MAX, mounts.iter());
         list_ops(
             &mut ops,
-            &path,
+            path,
             old_c.volume_mounts.as_ref(),
             new_mounts.as_deref(),
             owned.compare,
             ListRules {
                 is_ours: |m: &VolumeMount| volume_is_ours(&m.name),
                 same_content: VolumeMount::eq,
-                after_add: |_: &PointerBuf, _, _: &VolumeMount| None,
+                after_add: |_: Path<'a>, _, _: &VolumeMount| None,
                 view: Object::Mount,
             },
         );
     }
 
-    let annotations = below(root, &[Token::Key("metadata"), Token::Key("annotations")]);
+    let annotations = Path::new(root).below(&[Token::Key("metadata"), Token::Key("annotations")]);
     let old_status = old_annotations.and_then(|a| a.get(status.key));
     // Built only for the operation that needs it: an unchanged status (a pod already
     // injected) needs none.
-    let status_path = || below(&annotations, &[Token::Key(status.key)]);
+    let status_path = || annotations.below(&[Token::Key(status.key)]);
     match (old_status, status.value) {
         (Some(old), Some(new)) if old == new => {}
         (Some(_), Some(new)) => ops.push(Op::Replace {
@@ -382,30 +418,48 @@ pub fn diff<'a>(
 mod tests {
     use jsonptr::PointerBuf;
 
-    use super::{Token, below};
+    use super::{Path, Token};
 
-    /// `below` writes the pointer jsonptr's own `with_trailing_token` makes, escapes
-    /// included.
+    /// A path is the pointer jsonptr's own `with_trailing_token` makes, escapes included,
+    /// and is written as serde_json writes that pointer.
     #[test]
-    fn below_is_jsonptrs_trailing_tokens() {
+    fn paths_are_jsonptrs_trailing_tokens() {
         let root = PointerBuf::parse("/spec/template").expect("a pointer");
+        let mut scratch = String::from("left over from an earlier path");
         for base in [PointerBuf::root(), root] {
-            let path = below(
-                &base,
-                &[
-                    Token::Key("metadata"),
-                    Token::Key("a~b/c/d"),
-                    Token::Index(12_345),
-                    Token::Key(""),
-                ],
-            );
+            let path = Path::new(&base).below(&[
+                Token::Key("metadata"),
+                Token::Key("a~b/c/d"),
+                Token::Index(12_345),
+            ]);
+            let path = path.below(&[Token::Key("q\"u\\o")]);
             let theirs = base
                 .with_trailing_token("metadata")
                 .with_trailing_token("a~b/c/d")
                 .with_trailing_token(12_345)
-                .with_trailing_token("");
-            assert_eq!(path, theirs);
-            assert!(path.as_str().contains("a~0b~1c~1d"), "{path}");
+                .with_trailing_token("q\"u\\o");
+            assert_eq!(path.to_pointer(), theirs);
+            assert!(theirs.as_str().contains("a~0b~1c~1d"), "{theirs}");
+            let mut written = Vec::new();
+            path.write_json(&mut written, &mut scratch);
+            assert_eq!(
+                written,
+                serde_json::to_vec(&theirs).expect("a pointer serializes")
+            );
         }
+        let empty = Path::new(jsonptr::Pointer::root()).below(&[Token::Key("")]);
+        assert_eq!(
+            empty.to_pointer(),
+            PointerBuf::root().with_trailing_token("")
+        );
+    }
+
+    /// A path deeper than the patch ever writes is a bug, caught here rather than cut
+    /// short.
+    #[test]
+    #[should_panic(expected = "at most 5 deep")]
+    fn paths_deeper_than_the_patch_writes_panic() {
+        let root = PointerBuf::root();
+        let _ = Path::new(&root).below(&[Token::Index(0); 6]);
     }
 }

@@ -3,11 +3,10 @@
 //! bytes the webhook sends ([`PatchJson`]).
 
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
-use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{Container, Volume, VolumeMount};
 use serde::Serialize;
 
-use super::{Written, name_first, write_json};
+use super::{Path, Written, name_first, write_json};
 use crate::engine::plan::whole;
 
 /// One operation of the patch, its value a view of the plan or the pod. It serializes
@@ -17,22 +16,22 @@ use crate::engine::plan::whole;
 #[derive(Debug)]
 pub enum Op<'a> {
     Add {
-        path: PointerBuf,
+        path: Path<'a>,
         value: Value<'a>,
     },
     Remove {
-        path: PointerBuf,
+        path: Path<'a>,
     },
     Replace {
-        path: PointerBuf,
+        path: Path<'a>,
         value: Value<'a>,
     },
     /// The value at `from`, an app container's `env`, copied to `path`, the step just
     /// added that runs with it: the answer does not carry that env again. json-patch's
     /// owned form ([`Op::into_operation`]) has none: it adds the step whole.
     Copy {
-        from: PointerBuf,
-        path: PointerBuf,
+        from: Path<'a>,
+        path: Path<'a>,
     },
 }
 
@@ -102,9 +101,9 @@ impl Serialize for Op<'_> {
         let mut fields = serializer.serialize_struct("PatchOperation", len)?;
         fields.serialize_field("op", op)?;
         if let Some(from) = from {
-            fields.serialize_field("from", from)?;
+            fields.serialize_field("from", &from.to_pointer())?;
         }
-        fields.serialize_field("path", path)?;
+        fields.serialize_field("path", &path.to_pointer())?;
         if let Some(value) = value {
             fields.serialize_field("value", value)?;
         }
@@ -119,8 +118,8 @@ impl Op<'_> {
         &self,
     ) -> (
         &'static str,
-        Option<&PointerBuf>,
-        &PointerBuf,
+        Option<&Path<'_>>,
+        &Path<'_>,
         Option<&Value<'_>>,
     ) {
         match self {
@@ -140,12 +139,14 @@ impl Op<'_> {
         let value = |value: Value<'_>| value.owned(written);
         Some(match self {
             Op::Add { path, value: v } => PatchOperation::Add(AddOperation {
-                path,
+                path: path.to_pointer(),
                 value: value(v),
             }),
-            Op::Remove { path } => PatchOperation::Remove(RemoveOperation { path }),
+            Op::Remove { path } => PatchOperation::Remove(RemoveOperation {
+                path: path.to_pointer(),
+            }),
             Op::Replace { path, value: v } => PatchOperation::Replace(ReplaceOperation {
-                path,
+                path: path.to_pointer(),
                 value: value(v),
             }),
             Op::Copy { .. } => return None,
@@ -194,12 +195,14 @@ impl PatchJson {
     /// `written` instead of serializing them again.
     pub fn from_ops(ops: Vec<Op<'_>>, written: &Written<'_>) -> Self {
         let mut bytes = Vec::with_capacity(written.len() + 256 * ops.len() + 2);
+        // Each path's text on its way into `bytes`.
+        let mut scratch = String::with_capacity(128);
         bytes.push(b'[');
         for (i, op) in ops.iter().enumerate() {
             if i > 0 {
                 bytes.push(b',');
             }
-            op.write(&mut bytes, written);
+            op.write(&mut bytes, written, &mut scratch);
         }
         bytes.push(b']');
         PatchJson {
@@ -211,17 +214,17 @@ impl PatchJson {
 
 impl Op<'_> {
     /// The bytes of `serde_json::to_writer(out, self)`.
-    fn write(&self, out: &mut Vec<u8>, written: &Written<'_>) {
+    fn write(&self, out: &mut Vec<u8>, written: &Written<'_>, scratch: &mut String) {
         let (op, from, path, value) = self.parts();
         out.extend_from_slice(br#"{"op":""#);
         out.extend_from_slice(op.as_bytes());
         out.push(b'"');
         if let Some(from) = from {
             out.extend_from_slice(br#","from":"#);
-            write_json(out, from);
+            from.write_json(out, scratch);
         }
         out.extend_from_slice(br#","path":"#);
-        write_json(out, path);
+        path.write_json(out, scratch);
         if let Some(value) = value {
             out.extend_from_slice(br#","value":"#);
             value.write(out, written);

@@ -9,7 +9,7 @@ use json_patch::Patch;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::{DynamicObject, Resource};
+use kube::core::{DynamicObject, Resource, TypeMeta};
 
 use crate::engine::config::EngineConfig;
 use crate::engine::names::object_name;
@@ -17,8 +17,11 @@ use crate::engine::patch::PatchJson;
 use crate::engine::policy::select::{NamespaceInfo, Policies};
 use crate::engine::{self, Outcome, PodContext, Skip};
 
+mod envelope;
 mod pod;
 pub use pod::ReviewedPod;
+
+use envelope::Envelope;
 
 /// What to do with a pod whose annotations are wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -110,7 +113,8 @@ pub struct Reviewed {
 /// Answers one AdmissionReview.
 ///
 /// The object is decoded straight into a typed Pod ([`ReviewedPod`]: the spec and the
-/// metadata the engine reads), the fast path every real pod takes. When that fails, the
+/// metadata the engine reads), in an envelope that reads only what the answer needs
+/// (`envelope`), the fast path every real pod takes. When that fails, the
 /// review is decoded again untyped, so that a review the webhook should not touch is
 /// still allowed, and one that names a pod but carries something else is refused with
 /// the decoder's reason.
@@ -122,43 +126,51 @@ pub struct Reviewed {
 /// not UTF-8 sit in a field the decoder skips (`tests/fuzz_regressions.rs`).
 pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewError> {
     let typed = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str::<AdmissionReview<ReviewedPod>>(text),
-        Err(_) => serde_json::from_slice::<AdmissionReview<ReviewedPod>>(body),
+        Ok(text) => serde_json::from_str::<Envelope>(text),
+        Err(_) => serde_json::from_slice::<Envelope>(body),
     };
     match typed {
-        Ok(review) => Ok(answer(into_request(review)?, |request| {
-            match &request.object {
+        Ok(review) => Ok(answer(
+            into_request(review.into_parts())?,
+            |request| match &request.object {
                 Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), config),
                 None => (
                     AdmissionResponse::from(request).deny("the CREATE request carries no object"),
                     Decision::Invalid,
                 ),
-            }
-        })),
+            },
+        )),
         Err(typed_error) => {
             let review: AdmissionReview<DynamicObject> =
                 serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
-            Ok(answer(into_request(review)?, |request| {
-                let reason = format!("the object is not a valid v1 Pod: {typed_error}");
-                (
-                    AdmissionResponse::from(request).deny(reason),
-                    Decision::Invalid,
-                )
-            }))
+            Ok(answer(
+                into_request((review.types, review.request))?,
+                |request| {
+                    let reason = format!("the object is not a valid v1 Pod: {typed_error}");
+                    (
+                        AdmissionResponse::from(request).deny(reason),
+                        Decision::Invalid,
+                    )
+                },
+            ))
         }
     }
 }
 
+/// The request of a review of type `types`, which must be an AdmissionReview v1; the
+/// request takes the review's type, as kube's own conversion gives it.
 fn into_request<T: Resource>(
-    review: AdmissionReview<T>,
+    (types, request): (TypeMeta, Option<AdmissionRequest<T>>),
 ) -> Result<AdmissionRequest<T>, ReviewError> {
-    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
+    if types.api_version != "admission.k8s.io/v1" || types.kind != "AdmissionReview" {
         return Err(ReviewError::WrongType {
-            api_version: review.types.api_version.clone(),
-            kind: review.types.kind.clone(),
+            api_version: types.api_version,
+            kind: types.kind,
         });
     }
-    review.try_into().map_err(|_| ReviewError::MissingRequest)
+    let mut request = request.ok_or(ReviewError::MissingRequest)?;
+    request.types = types;
+    Ok(request)
 }
 
 /// Requests the webhook allows untouched whatever they carry.
@@ -266,8 +278,8 @@ pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
     out
 }
 
-fn decide(
-    request: &AdmissionRequest<ReviewedPod>,
+fn decide<T: Resource>(
+    request: &AdmissionRequest<T>,
     meta: &ObjectMeta,
     spec: Option<&PodSpec>,
     config: &AdmissionConfig,

@@ -282,15 +282,14 @@ fn policies_reach_unannotated_pods_and_are_named_in_the_answer() {
     assert_eq!(answered.decision, Decision::Skipped("not annotated"));
 }
 
-/// The answer to `body` made from k8s-openapi's whole decode of the pod, where
-/// [`review`] decodes only what the engine reads ([`ReviewedPod`]).
-fn answer_from_the_whole_pod(body: &[u8]) -> Vec<u8> {
-    let lean: AdmissionReview<ReviewedPod> = serde_json::from_slice(body).unwrap();
-    let request: AdmissionRequest<ReviewedPod> = lean.try_into().unwrap();
+/// The answer to `body` made from kube's whole decode of the review and k8s-openapi's of
+/// the pod, where [`review`] decodes only what it reads (`envelope::Envelope`,
+/// [`ReviewedPod`]).
+fn answer_from_the_whole_review(body: &[u8]) -> Vec<u8> {
     let whole: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
-    let pod = whole.request.unwrap().object.unwrap();
-    let meta = &request.object.as_ref().unwrap().metadata;
-    let (response, _) = decide(&request, meta, pod.spec.as_ref(), &config());
+    let request: AdmissionRequest<Pod> = whole.try_into().unwrap();
+    let pod = request.object.as_ref().unwrap();
+    let (response, _) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
     encode(&response)
 }
 
@@ -393,7 +392,7 @@ fn the_lean_decode_answers_as_the_whole_decode() {
     let mut decisions = Vec::new();
     for body in &bodies {
         let ours = review(body, &config()).unwrap();
-        let whole = answer_from_the_whole_pod(body);
+        let whole = answer_from_the_whole_review(body);
         assert_eq!(readable(&ours.body), readable(&whole));
         assert_eq!(ours.body, whole);
         decisions.push(ours.decision.label());
@@ -435,4 +434,99 @@ fn the_reinvoked_review_carries_the_stored_pod_and_is_left_as_it_is() {
     let answer: serde_json::Value = serde_json::from_slice(&reviewed.body).unwrap();
     assert_eq!(answer["response"]["allowed"], true);
     assert_eq!(answer["response"].get("patch"), None, "{answer}");
+}
+
+/// `body` answered as [`review`] answers it, but from kube's whole decode of the
+/// AdmissionReview (and k8s-openapi's of the pod); `Err` when kube cannot decode it.
+fn answered_from_kubes_decode(body: &[u8]) -> Result<Reviewed, ReviewError> {
+    let whole: AdmissionReview<Pod> =
+        serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    Ok(answer(
+        into_request((whole.types, whole.request))?,
+        |request| match &request.object {
+            Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), &config()),
+            None => (
+                AdmissionResponse::from(request).deny("the CREATE request carries no object"),
+                Decision::Invalid,
+            ),
+        },
+    ))
+}
+
+/// The envelope's skipped fields change no answer, and the fields it reads decide as
+/// kube's do: other operations, subresources and resources, a dry run, a named pod in no
+/// namespace, odd content in the fields it skips; a review that kube refuses (no
+/// `userInfo`, another type, no request) is refused alike.
+#[test]
+fn the_lean_envelope_answers_as_kubes_decode() {
+    let example: serde_json::Value =
+        serde_json::from_slice(include_bytes!("../../../examples/review.json")).unwrap();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut review = example.clone();
+        edit(&mut review);
+        serde_json::to_vec(&review).unwrap()
+    };
+    let answered = [
+        with(&|_| {}),
+        with(&|r| {
+            r["request"]["operation"] = "UPDATE".into();
+            r["request"]["oldObject"] = r["request"]["object"].clone();
+        }),
+        with(&|r| r["request"]["subResource"] = "ephemeralcontainers".into()),
+        with(&|r| {
+            r["request"]["resource"] =
+                serde_json::json!({"group": "apps", "version": "v1", "resource": "deployments"});
+        }),
+        with(&|r| r["request"]["dryRun"] = true.into()),
+        with(&|r| {
+            let request = r["request"].as_object_mut().unwrap();
+            request.remove("namespace");
+            request.insert("name".into(), "web-0".into());
+            r["request"]["object"]["metadata"]["name"] = "web-0".into();
+        }),
+        with(&|r| {
+            r["request"]["userInfo"]["extra"] = serde_json::json!({"scopes": ["a", "b"]});
+            r["request"]["requestSubResource"] = "".into();
+            r["request"]["options"] = serde_json::json!({"fieldManager": "kubectl"});
+            r["request"]["object"] = serde_json::Value::Null;
+        }),
+    ];
+    let mut decisions = Vec::new();
+    for body in &answered {
+        let ours = review(body, &config()).unwrap();
+        let kubes = answered_from_kubes_decode(body).unwrap();
+        assert_eq!(readable(&ours.body), readable(&kubes.body));
+        assert_eq!(ours.body, kubes.body);
+        assert_eq!(
+            (&ours.decision, &ours.uid, &ours.namespace, &ours.name),
+            (&kubes.decision, &kubes.uid, &kubes.namespace, &kubes.name)
+        );
+        decisions.push(ours.decision.label());
+    }
+    assert_eq!(
+        decisions,
+        [
+            "mutated", "skipped", "skipped", "skipped", "mutated", "mutated", "invalid"
+        ]
+    );
+
+    let refused = [
+        with(&|r| {
+            r["request"].as_object_mut().unwrap().remove("userInfo");
+        }),
+        with(&|r| r["apiVersion"] = "admission.k8s.io/v1beta1".into()),
+        with(&|r| {
+            r.as_object_mut().unwrap().remove("request");
+        }),
+        with(&|r| r["request"]["operation"] = "PATCH".into()),
+    ];
+    for body in &refused {
+        let ours = review(body, &config()).map(|r| r.body);
+        let kubes = answered_from_kubes_decode(body).map(|r| r.body);
+        assert!(ours.is_err(), "answered: {ours:?}");
+        assert_eq!(
+            ours.unwrap_err().to_string(),
+            kubes.unwrap_err().to_string()
+        );
+    }
 }

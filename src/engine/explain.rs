@@ -61,7 +61,7 @@ fn describe_injection(
         let what = what_it_does(step);
         let _ = writeln!(out, "  {}. {}: {what}", index + 1, c.name);
         let _ = writeln!(out, "     from: {}", from(step, prefix));
-        let _ = writeln!(out, "     why here: {}", step.reason);
+        let _ = writeln!(out, "     why here: {}", step.reason(&Keys::new(prefix)));
     }
     if !plan.policies.is_empty() {
         let _ = writeln!(out, "  policies applied: {}", plan.policies.join(", "));

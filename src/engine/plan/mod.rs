@@ -77,8 +77,40 @@ pub struct Step {
     pub origin: Origin,
     /// Who asked for it.
     pub source: Source,
-    /// The ordering rule that put it at this place.
-    pub reason: String,
+    /// The ordering rule that put it at this place; [`Step::reason`] says it in words.
+    pub rule: Rule,
+}
+
+/// The ordering rule that put a step at its place. It is said in words only when
+/// someone reads it (`inject --explain`, [`Step::reason`]): the webhook never does, and
+/// writing the sentence for every step of every review was a formatted string each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// A policy's wait: before the pod's own waits.
+    PolicyWait,
+    /// One of the pod's waits: target `index` (from 1) of `of`, in written order;
+    /// `after_policies` when policies wait too.
+    PodWait {
+        index: usize,
+        of: usize,
+        after_policies: bool,
+    },
+    /// A policy's step: after every wait, before the pod's own steps.
+    PolicyStep,
+    /// One of the pod's steps (a `run.NAME` step, or a policy's template when
+    /// `template`), in `order`.
+    PodStep { order: PodOrder, template: bool },
+}
+
+/// The order of the pod's own steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodOrder {
+    /// The order `P/steps` gives.
+    Steps,
+    /// Lexical order of NAME, after the policies' steps.
+    LexicalAfterPolicies,
+    /// Lexical order of NAME; no policy injects.
+    Lexical,
 }
 
 /// Which annotation asked for a step, with what `explain` tells about it.
@@ -111,6 +143,48 @@ impl Step {
             self.shared_env(spec).map(Vec::as_slice),
             self.shared.as_deref(),
         )
+    }
+
+    /// The ordering rule that put the step at its place, in words; `keys` name the
+    /// pod's annotations.
+    pub fn reason(&self, keys: &Keys<'_>) -> String {
+        let order = |order: PodOrder| match order {
+            PodOrder::Steps => format!(
+                "rule 1: pod step, after every wait and policy step, in {} order",
+                keys.key(Key::Steps)
+            ),
+            PodOrder::LexicalAfterPolicies => {
+                "rule 1: pod run step, after every wait and policy step, in lexical order of NAME"
+                    .to_owned()
+            }
+            PodOrder::Lexical => "rule 1: pod run step, in lexical order of NAME".to_owned(),
+        };
+        match self.rule {
+            Rule::PolicyWait => format!(
+                "rule 1: policy wait-for ({}), before the pod's own waits",
+                self.source
+            ),
+            Rule::PodWait {
+                index,
+                of,
+                after_policies: false,
+            } => format!("rule 1: pod wait-for, target {index} of {of} in written order"),
+            Rule::PodWait { index, of, .. } => format!(
+                "rule 1: pod wait-for, after the policies' waits, target {index} of {of} in written order"
+            ),
+            Rule::PolicyStep => format!(
+                "rule 1: policy step ({}), after every wait and before the pod's own steps",
+                self.source
+            ),
+            Rule::PodStep {
+                order: pod_order,
+                template: false,
+            } => order(pod_order),
+            Rule::PodStep {
+                order: pod_order,
+                template: true,
+            } => format!("{} (a template of {})", order(pod_order), self.source),
+        }
     }
 
     /// The app container's env this step runs with and does not hold.

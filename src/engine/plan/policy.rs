@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::core::v1::{Container, VolumeMount};
 
-use super::{DEFAULT_CONTAINER_ANNOTATION, Origin, Planner, Step};
+use super::{DEFAULT_CONTAINER_ANNOTATION, Origin, Planner, PodOrder, Rule, Step};
 use crate::engine::annotations::AnnotationError;
 use crate::engine::plan::restricted_security_context;
 use crate::engine::policy::crd::PolicyStep;
@@ -18,10 +18,7 @@ impl<'a> Planner<'a> {
         let applied = self.applied;
         for (index, (step, policy)) in applied.steps.iter().enumerate() {
             let field = format!("spec.steps[{index}]");
-            let reason = format!(
-                "rule 1: policy step (InitPolicy {policy}), after every wait and before the pod's own steps"
-            );
-            steps.extend(self.policy_step(step, policy, &field, mounts, reason, false));
+            steps.extend(self.policy_step(step, policy, &field, mounts, Rule::PolicyStep));
         }
     }
 
@@ -31,11 +28,14 @@ impl<'a> Planner<'a> {
         template: &'a PolicyStep,
         policy: &str,
         mounts: &[VolumeMount],
-        order_rule: &str,
+        order: PodOrder,
     ) -> Option<Step> {
         let field = format!("spec.templates[name={}]", template.name);
-        let reason = format!("{order_rule} (a template of InitPolicy {policy})");
-        self.policy_step(template, policy, &field, mounts, reason, true)
+        let rule = Rule::PodStep {
+            order,
+            template: true,
+        };
+        self.policy_step(template, policy, &field, mounts, rule)
     }
 
     fn policy_step(
@@ -44,9 +44,9 @@ impl<'a> Planner<'a> {
         policy: &str,
         field: &str,
         mounts: &[VolumeMount],
-        reason: String,
-        template: bool,
+        rule: Rule,
     ) -> Option<Step> {
+        let template = matches!(rule, Rule::PodStep { template: true, .. });
         let name = step.name.as_str();
         let clash = if self.pod_names.contains(name) {
             Some("the pod already has a container of that name".to_owned())
@@ -83,7 +83,7 @@ impl<'a> Planner<'a> {
                 template,
             },
             source: Source::Policy(policy.to_owned()),
-            reason,
+            rule,
         })
     }
 

@@ -5,23 +5,19 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, VolumeMount};
 
-use super::{DEFAULT_CONTAINER_ANNOTATION, Origin, Planner, Step};
-use crate::engine::annotations::{AnnotationError, Key, RunAttribute, RunDirective};
+use super::{DEFAULT_CONTAINER_ANNOTATION, Origin, Planner, PodOrder, Rule, Step};
+use crate::engine::annotations::{AnnotationError, RunAttribute, RunDirective};
 
 impl<'a> Planner<'a> {
     /// Appends the pod's own steps, in `P/steps` order (`run.NAME` steps and policy templates),
     /// else its `run.NAME` steps in lexical order of NAME.
     pub(super) fn pod_steps(&mut self, mounts: &[VolumeMount], steps: &mut Vec<Step>) {
-        let order_rule = if self.directives.steps.is_some() {
-            format!(
-                "rule 1: pod step, after every wait and policy step, in {} order",
-                self.keys.key(Key::Steps)
-            )
+        let order = if self.directives.steps.is_some() {
+            PodOrder::Steps
         } else if self.applied.injects() {
-            "rule 1: pod run step, after every wait and policy step, in lexical order of NAME"
-                .to_owned()
+            PodOrder::LexicalAfterPolicies
         } else {
-            "rule 1: pod run step, in lexical order of NAME".to_owned()
+            PodOrder::Lexical
         };
         let names: Vec<&'a str> = match &self.directives.steps {
             Some(order) => order.iter().map(String::as_str).collect(),
@@ -29,11 +25,9 @@ impl<'a> Planner<'a> {
         };
         for name in names {
             let step = match self.directives.runs.get(name) {
-                Some(run) => self.run_step(run, mounts, &order_rule),
+                Some(run) => self.run_step(run, mounts, order),
                 None => match self.applied.templates.get(name) {
-                    Some((template, policy)) => {
-                        self.template_step(template, policy, mounts, &order_rule)
-                    }
+                    Some((template, policy)) => self.template_step(template, policy, mounts, order),
                     // The parser refused names that are neither.
                     None => None,
                 },
@@ -46,7 +40,7 @@ impl<'a> Planner<'a> {
         &mut self,
         run: &'a RunDirective,
         mounts: &[VolumeMount],
-        order_rule: &str,
+        order: PodOrder,
     ) -> Option<Step> {
         if let Some((_, policy)) = self.applied.templates.get(run.name.as_str()) {
             self.warnings.push(format!(
@@ -71,7 +65,10 @@ impl<'a> Planner<'a> {
                 source_container: source.name.clone(),
             },
             source: self.source_of_key(|| self.keys.run(&run.name)),
-            reason: order_rule.to_owned(),
+            rule: Rule::PodStep {
+                order,
+                template: false,
+            },
         })
     }
 

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, SeccompProfile, SecurityContext, VolumeMount,
 };
 
-use super::{Origin, Planner, Step};
+use super::{Origin, Planner, Rule, Step};
 use crate::engine::annotations::{AnnotationError, Key};
 use crate::engine::config::IMAGE_BINARY_PATH;
 use crate::engine::duration::format_compact;
@@ -49,18 +49,13 @@ impl Planner<'_> {
         let (policy_count, pod_count) = (policy_waits.len(), pod_waits.len());
         let shared = (policy_count + pod_count > 0).then(|| Arc::new(self.wait_shared(mounts)));
         for (index, (target, source)) in policy_waits.into_iter().chain(pod_waits).enumerate() {
-            let reason = match &source {
-                Source::Policy(policy) => format!(
-                    "rule 1: policy wait-for (InitPolicy {policy}), before the pod's own waits"
-                ),
-                _ if policy_count == 0 => format!(
-                    "rule 1: pod wait-for, target {} of {pod_count} in written order",
-                    index + 1
-                ),
-                _ => format!(
-                    "rule 1: pod wait-for, after the policies' waits, target {} of {pod_count} in written order",
-                    index + 1 - policy_count
-                ),
+            let rule = match &source {
+                Source::Policy(_) => Rule::PolicyWait,
+                _ => Rule::PodWait {
+                    index: index + 1 - policy_count,
+                    of: pod_count,
+                    after_policies: policy_count > 0,
+                },
             };
             // The target's text names the step too: sanitizing makes `postgres:5432`
             // `postgres-5432` and `https://vault/health` `https-vault-health`.
@@ -100,7 +95,7 @@ impl Planner<'_> {
                     timing_from: timing_from.clone(),
                 },
                 source,
-                reason,
+                rule,
             });
         }
     }

@@ -17,8 +17,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, EnvVar, EnvVarSource, EphemeralContainer, Pod, PodSpec,
-    ResourceRequirements, SecurityContext, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, EphemeralContainer, Pod,
+    PodSpec, ResourceRequirements, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::Resource;
@@ -44,19 +44,83 @@ struct Wire {
     spec: Option<Spec>,
 }
 
-/// The spec as the engine reads it: the pod's own init containers and volumes whole
-/// (the engine compares the ones it injected earlier with its plan, field by field), the
-/// app containers with the fields a step copies from them ([`AppContainer`]), and the
-/// names of ephemeral containers. Every other field of the spec is skipped. A test holds
-/// every answer equal to the answer made from k8s-openapi's whole decode
-/// (`webhook::admission::tests`).
+/// The spec as the engine reads it: the pod's own init containers whole (the engine
+/// compares the ones it injected earlier with its plan, field by field), its volumes as
+/// far as such a comparison can tell them apart ([`PodVolume`]), the app containers with
+/// the fields a step copies from them ([`AppContainer`]), and the names of ephemeral
+/// containers. Every other field of the spec is skipped. A test holds every answer equal
+/// to the answer made from k8s-openapi's whole decode (`webhook::admission::tests`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Spec {
     containers: Vec<AppContainer>,
     init_containers: Option<Vec<Container>>,
     ephemeral_containers: Option<Vec<Named>>,
-    volumes: Option<Vec<Volume>>,
+    volumes: Option<Vec<PodVolume>>,
+}
+
+/// A pod's volume as the engine reads it: its name, and its `emptyDir`, the only source
+/// an injected volume has. The engine reads the name of every volume (a shared volume's
+/// must be new) and compares the volumes an earlier pass injected with its plan; a
+/// volume with another source never equals a planned one, with or without that source,
+/// so the source is skipped. Every pod carries a projected service account volume
+/// (`kube-api-access-…`, three sources and their items): building it was about a dozen
+/// allocations of every review (docs/performance.md, nineteenth round). Read as
+/// k8s-openapi reads a `Volume`: a missing or null `name` is empty, the last of a
+/// repeated key wins, unknown keys are skipped.
+struct PodVolume {
+    name: Option<String>,
+    empty_dir: Option<EmptyDirVolumeSource>,
+}
+
+impl<'de> Deserialize<'de> for PodVolume {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, Visitor};
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = PodVolume;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Volume")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PodVolume, A::Error> {
+                let mut volume = PodVolume {
+                    name: None,
+                    empty_dir: None,
+                };
+                while let Some(key) = map.next_key::<VolumeKey>()? {
+                    match key {
+                        VolumeKey::Name => volume.name = map.next_value()?,
+                        VolumeKey::EmptyDir => volume.empty_dir = map.next_value()?,
+                        VolumeKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(volume)
+            }
+        }
+        deserializer.deserialize_struct("Volume", &["name", "emptyDir"], Fields)
+    }
+}
+
+/// The keys of a volume, read without copying them.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum VolumeKey {
+    Name,
+    EmptyDir,
+    #[serde(other)]
+    Other,
+}
+
+impl From<PodVolume> for Volume {
+    fn from(volume: PodVolume) -> Volume {
+        Volume {
+            name: volume.name.unwrap_or_default(),
+            empty_dir: volume.empty_dir,
+            ..Volume::default()
+        }
+    }
 }
 
 /// An app container as the engine reads it: its name, and what a run step or a policy
@@ -164,7 +228,9 @@ impl From<Spec> for PodSpec {
                     })
                     .collect()
             }),
-            volumes: spec.volumes,
+            volumes: spec
+                .volumes
+                .map(|volumes| volumes.into_iter().map(Volume::from).collect()),
             ..PodSpec::default()
         }
     }
@@ -339,6 +405,53 @@ mod tests {
                     assert_eq!(ours.to_string(), theirs.to_string(), "{env}")
                 }
                 (ours, theirs) => panic!("{env}: ours {ours:?}, k8s-openapi's {theirs:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn volumes_are_read_as_far_as_an_injected_one_differs() {
+        let spec = |volumes: &str| {
+            format!(r#"{{"kind":"Pod","spec":{{"containers":[],"volumes":{volumes}}}}}"#)
+        };
+        for volumes in [
+            r#"[{"name":"config","emptyDir":{}}]"#,
+            r#"[{"name":"secrets","emptyDir":{"medium":"Memory","sizeLimit":"64Mi"}}]"#,
+            r#"[{"name":"data","hostPath":{"path":"/data","type":"Directory"}}]"#,
+            r#"[{"name":"kube-api-access-x7k2p","projected":{"defaultMode":420,"sources":[{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},{"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}}]}}]"#,
+            r#"[{"name":"both","emptyDir":{},"configMap":{"name":"c"}}]"#,
+            r#"[{"emptyDir":{}},{"name":null,"secret":{"secretName":"s"}}]"#,
+            r#"[{"name":"a","name":"b","emptyDir":null,"emptyDir":{"medium":""}}]"#,
+            r#"[{"name":"a","future":{"deep":[1,{"x":null}]}}]"#,
+            r#"null"#,
+            r#"[{"name":5}]"#,
+            r#"[{"name":"a","emptyDir":5}]"#,
+            r#"[{"name":"a","emptyDir":{"sizeLimit":[]}}]"#,
+            r#"["a"]"#,
+            r#"[{"name":"a"}"#,
+        ] {
+            let text = spec(volumes);
+            let ours = serde_json::from_str::<ReviewedPod>(&text);
+            let theirs = serde_json::from_str::<Pod>(&text);
+            match (ours, theirs) {
+                (Ok(ours), Ok(theirs)) => {
+                    // What the engine can tell apart: the name and the emptyDir.
+                    let read = theirs.spec.unwrap().volumes.map(|volumes| {
+                        volumes
+                            .into_iter()
+                            .map(|v| Volume {
+                                name: v.name,
+                                empty_dir: v.empty_dir,
+                                ..Volume::default()
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                    assert_eq!(ours.spec.unwrap().volumes, read, "{volumes}");
+                }
+                (Err(ours), Err(theirs)) => {
+                    assert_eq!(ours.to_string(), theirs.to_string(), "{volumes}")
+                }
+                (ours, theirs) => panic!("{volumes}: ours {ours:?}, k8s-openapi's {theirs:?}"),
             }
         }
     }

@@ -385,8 +385,18 @@ fn the_lean_decode_answers_as_the_whole_decode() {
         let mut changed: serde_json::Value = serde_json::from_slice(&again).unwrap();
         changed["request"]["object"]["metadata"]["annotations"]["init.example/wait-for"] =
             "postgres.shop.svc:5432".into();
+        // With its plan changed, the injected volumes are compared field by field: one
+        // given another source by hand is the plan's no longer.
+        let mut tampered = changed.clone();
+        let volumes = tampered["request"]["object"]["spec"]["volumes"]
+            .as_array_mut()
+            .unwrap();
+        let injected = volumes.last_mut().unwrap();
+        injected.as_object_mut().unwrap().remove("emptyDir");
+        injected["hostPath"] = serde_json::json!({"path": "/srv/shared"});
         bodies.push(again);
         bodies.push(serde_json::to_vec(&changed).unwrap());
+        bodies.push(serde_json::to_vec(&tampered).unwrap());
     }
 
     let mut decisions = Vec::new();
@@ -401,8 +411,8 @@ fn the_lean_decode_answers_as_the_whole_decode() {
     assert_eq!(
         decisions,
         [
-            "mutated", "mutated", "mutated", "denied", "skipped", "mutated", "skipped", "mutated",
-            "skipped", "mutated"
+            "mutated", "mutated", "mutated", "denied", "skipped", "mutated", "mutated", "skipped",
+            "mutated", "mutated", "skipped", "mutated", "mutated"
         ]
     );
 }

@@ -54,7 +54,7 @@ impl Parser<'_> {
     }
 
     fn run_command(&mut self, key: &str, name: &str, value: &str) {
-        match shlex::split(value) {
+        match split_command(value) {
             None => self.fail(
                 key,
                 value,
@@ -180,5 +180,44 @@ impl Parser<'_> {
                 ));
             }
         }
+    }
+}
+
+/// `value` split into words as `shlex::split` splits it. A command line without quotes,
+/// backslashes or comments, as most are, is split at its blanks here: shlex builds each
+/// word a byte at a time, two or three allocations a word.
+fn split_command(value: &str) -> Option<Vec<String>> {
+    if value.contains(['"', '\'', '\\', '#']) {
+        return shlex::split(value);
+    }
+    let words = value
+        .split([' ', '\t', '\n'])
+        .filter(|word| !word.is_empty());
+    Some(words.map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::split_command;
+
+    proptest! {
+        /// The blanks-only split is shlex's, whatever the line holds.
+        #[test]
+        fn splits_as_shlex_splits(line in "[a-c \t\n\r\"'\\\\#=$é-]{0,24}") {
+            prop_assert_eq!(split_command(&line), shlex::split(&line));
+        }
+    }
+
+    #[test]
+    fn plain_lines_take_the_blanks_only_split() {
+        for line in ["npm run migration:run", "  a\tb\n c  ", "", "x=1 y=$HOME/é"] {
+            assert_eq!(split_command(line), shlex::split(line), "{line:?}");
+        }
+        assert_eq!(
+            split_command("fetch-config --out /config/app.yaml").unwrap(),
+            ["fetch-config", "--out", "/config/app.yaml"]
+        );
     }
 }

@@ -29,6 +29,8 @@ use crate::engine::plan::{OWN_FIELDS, whole};
 /// The injected containers, each written once as JSON.
 #[derive(Debug, Default)]
 pub struct Written<'a> {
+    /// Every container's JSON, one after the other: one buffer for all of them.
+    json: Vec<u8>,
     entries: Vec<Entry<'a>>,
     /// The envs the containers share, each as `,"env":[…]`, and whose they are.
     envs: Vec<(&'a Vec<EnvVar>, Vec<u8>)>,
@@ -41,8 +43,9 @@ struct Entry<'a> {
     container: &'a Container,
     /// The fields it shares with other steps and does not hold.
     shared: Option<&'a Container>,
-    /// `{"name":…,` then the other fields in the type's order, then `}`.
-    json: Vec<u8>,
+    /// Where, in [`Written::json`], its JSON is: `{"name":…,` then the other fields in
+    /// the type's order, then `}`. The offsets below are in the same buffer.
+    json: Range<usize>,
     /// Where the `"name":…` entry ends.
     name_end: usize,
     /// Where, among the other fields, the type's own order puts `name`.
@@ -109,7 +112,12 @@ impl<'a> Written<'a> {
             ),
         >,
     ) -> Self {
-        let mut written = Written::default();
+        let containers = containers.into_iter();
+        // A step's JSON is some 600 to 900 bytes; each had a buffer of its own.
+        let mut written = Written {
+            json: Vec::with_capacity(1024 * containers.size_hint().0),
+            ..Written::default()
+        };
         // Each container's own fields, written here before they are merged into its JSON.
         let mut own = Fields::sized();
         for (container, env, shared) in containers {
@@ -119,7 +127,7 @@ impl<'a> Written<'a> {
                 let (container, fields) = &written.shared[index];
                 (*container, fields)
             });
-            let entry = Entry::of(container, env, shared, &mut own);
+            let entry = Entry::of(&mut written.json, container, env, shared, &mut own);
             written.entries.push(entry);
         }
         written
@@ -158,7 +166,7 @@ impl<'a> Written<'a> {
     /// (the patch's operations are views of the plan, so the plan's containers are
     /// found by address): with the fields it shares, without the env it shares.
     pub fn name_first(&self, container: &Container) -> Option<&[u8]> {
-        self.entry(container).map(|e| e.json.as_slice())
+        self.entry(container).map(|e| &self.json[e.json.clone()])
     }
 
     /// The whole container, when `container` is one of these very containers and
@@ -179,31 +187,32 @@ impl<'a> Written<'a> {
         std::iter::once(&b"["[..])
             .chain(entries.flat_map(|(i, entry)| {
                 let comma: &[u8] = if i == 0 { b"" } else { b"," };
-                std::iter::once(comma).chain(entry.api_order(&self.envs))
+                std::iter::once(comma).chain(entry.api_order(&self.json, &self.envs))
             }))
             .chain(std::iter::once(&b"]"[..]))
     }
 
     /// The bytes of JSON held for the patch.
     pub(super) fn len(&self) -> usize {
-        self.entries.iter().map(|e| e.json.len()).sum()
+        self.json.len()
     }
 }
 
 impl<'a> Entry<'a> {
     /// `container` written name first, with `shared` (the fields it shares, as written
     /// once) merged in; with `env` (its shared env, an index into [`Written::envs`]),
-    /// where that env goes is noted. `own` is room to write its own fields in.
+    /// where that env goes is noted. It is appended to `json`; `own` is room to write
+    /// its own fields in.
     fn of(
+        json: &mut Vec<u8>,
         container: &'a Container,
         env: Option<usize>,
         shared: Option<(&'a Container, &Fields)>,
         own: &mut Fields,
     ) -> Self {
-        let shared_len = shared.map_or(0, |(_, fields)| fields.json.len());
-        let mut json = Vec::with_capacity(512 + shared_len);
+        let start = json.len();
         json.extend_from_slice(br#"{"name":"#);
-        write_json(&mut json, &container.name);
+        write_json(json, &container.name);
         let name_end = json.len();
         own.write(container);
         let own = &*own;
@@ -216,7 +225,7 @@ impl<'a> Entry<'a> {
         let (mut after_name, mut after_env) = (None, None);
         let none = Fields::default();
         merge(
-            &mut json,
+            json,
             own,
             shared.map_or(&none, |(_, fields)| fields),
             |key, at| {
@@ -235,7 +244,7 @@ impl<'a> Entry<'a> {
         Entry {
             container,
             shared: shared.map(|(container, _)| container),
-            json,
+            json: start..json.len(),
             name_end,
             split,
             env: env.map(|index| (index, env_at)),
@@ -244,10 +253,13 @@ impl<'a> Entry<'a> {
 
     /// `{` fields before name `,` name fields after name `}`: serde_json's bytes for
     /// the container (with its shared env in its place among the fields before name).
-    fn api_order<'s>(&'s self, envs: &'s [(&Vec<EnvVar>, Vec<u8>)]) -> [&'s [u8]; 8] {
-        let json = &self.json[..];
-        let name = &json[1..self.name_end];
-        let after = &json[self.split..json.len() - 1];
+    fn api_order<'s>(
+        &'s self,
+        json: &'s [u8],
+        envs: &'s [(&Vec<EnvVar>, Vec<u8>)],
+    ) -> [&'s [u8]; 8] {
+        let name = &json[self.json.start + 1..self.name_end];
+        let after = &json[self.split..self.json.end - 1];
         // The fields before name, each as `,"key":value`.
         let mut before: [&[u8]; 3] = match self.env {
             Some((env, at)) => [

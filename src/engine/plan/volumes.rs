@@ -82,17 +82,18 @@ impl Planner<'_> {
             }
             added.push((wanted, source));
         }
-        let key = self.keys.key(Key::Volumes);
-        let pod_source = self.source_of(&key);
+        // The key and the entry are written out only for a message.
+        let key = || self.keys.key(Key::Volumes);
+        let pod_source = self.source_of_key(key);
         for volume in &self.directives.volumes {
             let wanted = Wanted::of_pod(volume);
-            let entry = format!("{}:{}", wanted.name, wanted.mount_path);
             let mut messages = self.volume_clashes(&wanted);
             let mut duplicate = false;
             for (theirs, source) in &added {
                 if theirs.same_as(&wanted) {
                     self.warnings.push(format!(
-                        "annotation {key}: volume {:?} is also added by {source}, with the same settings; adding it once",
+                        "annotation {}: volume {:?} is also added by {source}, with the same settings; adding it once",
+                        key(),
                         wanted.name
                     ));
                     duplicate = true;
@@ -111,9 +112,9 @@ impl Planner<'_> {
                 }
             }
             for message in messages {
+                let entry = format!("{}:{}", wanted.name, wanted.mount_path);
                 self.errors.push(
-                    AnnotationError::new(&key, entry.clone(), message)
-                        .from_source(pod_source.clone()),
+                    AnnotationError::new(key(), entry, message).from_source(pod_source.clone()),
                 );
             }
             if !duplicate {

@@ -190,28 +190,37 @@ fn skip_reason<T: Resource>(request: &AdmissionRequest<T>) -> Option<Decision> {
 /// Answers `request`: allowed untouched when [`skip_reason`] says so, else as `decide`
 /// says; then encoded, with what the logs need.
 fn answer<T: Resource>(
-    request: AdmissionRequest<T>,
+    mut request: AdmissionRequest<T>,
     decide: impl FnOnce(&AdmissionRequest<T>) -> (AdmissionResponse, Decision),
 ) -> Reviewed {
+    // kube's response starts as a copy of the request's type, which [`encode`] does not
+    // write (it writes the v1 AdmissionReview's own): checked already, it is not copied.
+    request.types = TypeMeta::default();
     let (response, decision) = match skip_reason(&request) {
         Some(decision) => (AdmissionResponse::from(&request), decision),
         None => decide(&request),
     };
-    let meta = request.object.as_ref().map(Resource::meta);
+    let body = encode(&response);
+    let AdmissionRequest {
+        uid,
+        name,
+        namespace,
+        object,
+        ..
+    } = request;
+    let meta = object.as_ref().map(Resource::meta);
     let name = object_name(
         meta.and_then(|m| m.name.as_deref()),
         meta.and_then(|m| m.generate_name.as_deref()),
     )
-    .unwrap_or_else(|| request.name.clone());
-    let message = response.result.message.clone();
-    let body = encode(&response);
+    .unwrap_or(name);
     Reviewed {
         body,
         decision,
-        uid: request.uid.clone(),
-        namespace: request.namespace.clone().unwrap_or_default(),
+        uid,
+        namespace: namespace.unwrap_or_default(),
         name,
-        message,
+        message: response.result.message,
     }
 }
 

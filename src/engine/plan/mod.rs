@@ -476,3 +476,77 @@ impl<'a> Planner<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each rule in words, as `inject --explain` prints it.
+    #[test]
+    fn rules_in_words() {
+        let step = |rule: Rule, source: Source| Step {
+            container: Container::default(),
+            shared: None,
+            env_of: None,
+            origin: Origin::Run {
+                source_container: "app".to_owned(),
+            },
+            source,
+            rule,
+        };
+        let policy = || Source::Policy("prod-secrets".to_owned());
+        let pod_step = |order, template| Rule::PodStep { order, template };
+        for (rule, source, words) in [
+            (
+                Rule::PolicyWait,
+                policy(),
+                "rule 1: policy wait-for (InitPolicy prod-secrets), before the pod's own waits",
+            ),
+            (
+                Rule::PodWait {
+                    index: 2,
+                    of: 3,
+                    after_policies: false,
+                },
+                Source::Pod,
+                "rule 1: pod wait-for, target 2 of 3 in written order",
+            ),
+            (
+                Rule::PodWait {
+                    index: 1,
+                    of: 1,
+                    after_policies: true,
+                },
+                Source::Namespace("shop".to_owned()),
+                "rule 1: pod wait-for, after the policies' waits, target 1 of 1 in written order",
+            ),
+            (
+                Rule::PolicyStep,
+                policy(),
+                "rule 1: policy step (InitPolicy prod-secrets), after every wait and before the pod's own steps",
+            ),
+            (
+                pod_step(PodOrder::Steps, false),
+                Source::Pod,
+                "rule 1: pod step, after every wait and policy step, in acme.io/steps order",
+            ),
+            (
+                pod_step(PodOrder::Steps, true),
+                policy(),
+                "rule 1: pod step, after every wait and policy step, in acme.io/steps order (a template of InitPolicy prod-secrets)",
+            ),
+            (
+                pod_step(PodOrder::LexicalAfterPolicies, false),
+                Source::Pod,
+                "rule 1: pod run step, after every wait and policy step, in lexical order of NAME",
+            ),
+            (
+                pod_step(PodOrder::Lexical, false),
+                Source::Pod,
+                "rule 1: pod run step, in lexical order of NAME",
+            ),
+        ] {
+            assert_eq!(step(rule, source).reason(&Keys::new("acme.io")), words);
+        }
+    }
+}

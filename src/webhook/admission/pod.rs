@@ -64,7 +64,7 @@ struct Spec {
 /// must be new) and compares the volumes an earlier pass injected with its plan; a
 /// volume with another source never equals a planned one, with or without that source,
 /// so the source is skipped. Every pod carries a projected service account volume
-/// (`kube-api-access-…`, three sources and their items): building it was about a dozen
+/// (`kube-api-access-…`, three sources and their items): building it was nine
 /// allocations of every review (docs/performance.md, nineteenth round). Read as
 /// k8s-openapi reads a `Volume`: a missing or null `name` is empty, the last of a
 /// repeated key wins, unknown keys are skipped.

@@ -52,7 +52,7 @@ struct Request {
 
 impl Envelope {
     /// The review's apiVersion and kind, and its request as kube holds one, the fields
-    /// not read (and `types`, which is the review's) left at their defaults.
+    /// not read left at their defaults (and its `types` empty, see `into_request`).
     pub(super) fn into_parts(self) -> (TypeMeta, Option<AdmissionRequest<ReviewedPod>>) {
         let types = TypeMeta {
             api_version: self.api_version,

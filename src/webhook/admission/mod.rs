@@ -157,8 +157,9 @@ pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewE
     }
 }
 
-/// The request of a review of type `types`, which must be an AdmissionReview v1; the
-/// request takes the review's type, as kube's own conversion gives it.
+/// The request of a review of type `types`, which must be an AdmissionReview v1. The
+/// request's own `types` stay empty, unlike in kube's conversion: kube's response starts
+/// as a copy of them, and [`encode`] writes the v1 AdmissionReview's own instead.
 fn into_request<T: Resource>(
     (types, request): (TypeMeta, Option<AdmissionRequest<T>>),
 ) -> Result<AdmissionRequest<T>, ReviewError> {
@@ -168,9 +169,7 @@ fn into_request<T: Resource>(
             kind: types.kind,
         });
     }
-    let mut request = request.ok_or(ReviewError::MissingRequest)?;
-    request.types = types;
-    Ok(request)
+    request.ok_or(ReviewError::MissingRequest)
 }
 
 /// Requests the webhook allows untouched whatever they carry.
@@ -190,12 +189,9 @@ fn skip_reason<T: Resource>(request: &AdmissionRequest<T>) -> Option<Decision> {
 /// Answers `request`: allowed untouched when [`skip_reason`] says so, else as `decide`
 /// says; then encoded, with what the logs need.
 fn answer<T: Resource>(
-    mut request: AdmissionRequest<T>,
+    request: AdmissionRequest<T>,
     decide: impl FnOnce(&AdmissionRequest<T>) -> (AdmissionResponse, Decision),
 ) -> Reviewed {
-    // kube's response starts as a copy of the request's type, which [`encode`] does not
-    // write (it writes the v1 AdmissionReview's own): checked already, it is not copied.
-    request.types = TypeMeta::default();
     let (response, decision) = match skip_reason(&request) {
         Some(decision) => (AdmissionResponse::from(&request), decision),
         None => decide(&request),

@@ -35,10 +35,10 @@ enum Token<'a> {
 const MAX_DEPTH: usize = 5;
 
 /// A JSON Pointer below the patch's root, held as the root and its tokens and written out
-/// only when its operation is: into the answer's bytes, or as
-/// jsonptr's pointer for json-patch's operations ([`Path::to_pointer`]). Built as
-/// pointers, the paths of one review were a dozen or more strings, each allocated,
-/// written and checked, and then copied into the answer.
+/// only when its operation is: into the answer's bytes, or as jsonptr's pointer for
+/// json-patch's operations ([`Path::to_pointer`]). Built as pointers, the paths of one
+/// review were a dozen or more strings, each allocated, written and checked, and then
+/// copied into the answer.
 #[derive(Clone, Copy, Debug)]
 pub struct Path<'a> {
     root: &'a Pointer,

@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, EphemeralContainer, Pod,
@@ -23,6 +24,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::Resource;
 use serde::Deserialize;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 
 /// A Pod with only the metadata a review reads (name, generateName, namespace, labels
 /// and annotations) and only the spec the engine reads ([`Spec`]). `apiVersion` and
@@ -68,6 +70,7 @@ struct Spec {
 /// allocations of every review (docs/performance.md, nineteenth round). Read as
 /// k8s-openapi reads a `Volume`: a missing or null `name` is empty, the last of a
 /// repeated key wins, unknown keys are skipped.
+#[derive(Default)]
 struct PodVolume {
     name: Option<String>,
     empty_dir: Option<EmptyDirVolumeSource>,
@@ -75,31 +78,22 @@ struct PodVolume {
 
 impl<'de> Deserialize<'de> for PodVolume {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::{IgnoredAny, MapAccess, Visitor};
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = PodVolume;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("Volume")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PodVolume, A::Error> {
-                let mut volume = PodVolume {
-                    name: None,
-                    empty_dir: None,
-                };
-                while let Some(key) = map.next_key::<VolumeKey>()? {
-                    match key {
-                        VolumeKey::Name => volume.name = map.next_value()?,
-                        VolumeKey::EmptyDir => volume.empty_dir = map.next_value()?,
-                        VolumeKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(volume)
-            }
+        read_fields(deserializer)
+    }
+}
+
+impl<'de> Fields<'de> for PodVolume {
+    type Key = VolumeKey;
+    const NAME: &'static str = "Volume";
+    const KEYS: &'static [&'static str] = &["name", "emptyDir"];
+
+    fn read<A: MapAccess<'de>>(&mut self, key: VolumeKey, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            VolumeKey::Name => self.name = map.next_value()?,
+            VolumeKey::EmptyDir => self.empty_dir = map.next_value()?,
+            VolumeKey::Other => skip(map)?,
         }
-        deserializer.deserialize_struct("Volume", &["name", "emptyDir"], Fields)
+        Ok(())
     }
 }
 
@@ -160,6 +154,7 @@ fn env<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<E
     }))
 }
 
+#[derive(Default)]
 struct WireEnvVar {
     name: Option<String>,
     value: Option<String>,
@@ -168,33 +163,23 @@ struct WireEnvVar {
 
 impl<'de> Deserialize<'de> for WireEnvVar {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::{IgnoredAny, MapAccess, Visitor};
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = WireEnvVar;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("EnvVar")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEnvVar, A::Error> {
-                let mut var = WireEnvVar {
-                    name: None,
-                    value: None,
-                    value_from: None,
-                };
-                while let Some(key) = map.next_key::<EnvVarKey>()? {
-                    match key {
-                        EnvVarKey::Name => var.name = map.next_value()?,
-                        EnvVarKey::Value => var.value = map.next_value()?,
-                        EnvVarKey::ValueFrom => var.value_from = map.next_value()?,
-                        EnvVarKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(var)
-            }
+        read_fields(deserializer)
+    }
+}
+
+impl<'de> Fields<'de> for WireEnvVar {
+    type Key = EnvVarKey;
+    const NAME: &'static str = "EnvVar";
+    const KEYS: &'static [&'static str] = &["name", "value", "valueFrom"];
+
+    fn read<A: MapAccess<'de>>(&mut self, key: EnvVarKey, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            EnvVarKey::Name => self.name = map.next_value()?,
+            EnvVarKey::Value => self.value = map.next_value()?,
+            EnvVarKey::ValueFrom => self.value_from = map.next_value()?,
+            EnvVarKey::Other => skip(map)?,
         }
-        deserializer.deserialize_struct("EnvVar", &["name", "value", "valueFrom"], Fields)
+        Ok(())
     }
 }
 
@@ -207,6 +192,47 @@ enum EnvVarKey {
     ValueFrom,
     #[serde(other)]
     Other,
+}
+
+/// A type read from a JSON object as k8s-openapi reads its API types: every field
+/// optional, the last of a repeated key wins, unknown keys skipped (serde's derive
+/// refuses a repeated key). Each key is read as a [`Fields::Key`], an enum with an
+/// `Other` variant, so that no key is copied.
+trait Fields<'de>: Default {
+    type Key: Deserialize<'de>;
+    /// The API type's name, for error messages.
+    const NAME: &'static str;
+    /// The keys read.
+    const KEYS: &'static [&'static str];
+
+    /// Reads the value of `key` into its field.
+    fn read<A: MapAccess<'de>>(&mut self, key: Self::Key, map: &mut A) -> Result<(), A::Error>;
+}
+
+/// Reads a [`Fields`] type from `deserializer`.
+fn read_fields<'de, D: serde::Deserializer<'de>, T: Fields<'de>>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    struct Object<T>(PhantomData<T>);
+    impl<'de, T: Fields<'de>> Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(T::NAME)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+            let mut value = T::default();
+            while let Some(key) = map.next_key::<T::Key>()? {
+                value.read(key, &mut map)?;
+            }
+            Ok(value)
+        }
+    }
+    deserializer.deserialize_struct(T::NAME, T::KEYS, Object(PhantomData))
+}
+
+/// Skips the value of a key that is not read.
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>().map(drop)
 }
 
 #[derive(Deserialize)]

@@ -130,16 +130,9 @@ pub fn review(body: &[u8], config: &AdmissionConfig) -> Result<Reviewed, ReviewE
         Err(_) => serde_json::from_slice::<Envelope>(body),
     };
     match typed {
-        Ok(review) => Ok(answer(
-            into_request(review.into_parts())?,
-            |request| match &request.object {
-                Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), config),
-                None => (
-                    AdmissionResponse::from(request).deny("the CREATE request carries no object"),
-                    Decision::Invalid,
-                ),
-            },
-        )),
+        Ok(review) => Ok(answer(into_request(review.into_parts())?, |request| {
+            decide_object(request, |pod| (&pod.metadata, pod.spec.as_ref()), config)
+        })),
         Err(typed_error) => {
             let review: AdmissionReview<DynamicObject> =
                 serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
@@ -281,6 +274,25 @@ pub fn encode(response: &AdmissionResponse) -> Vec<u8> {
     }
     out.extend_from_slice(b"}}");
     out
+}
+
+/// [`decide`] for the pod the request carries, whose metadata and spec `parts` gives; a
+/// request that carries none is refused.
+fn decide_object<T: Resource>(
+    request: &AdmissionRequest<T>,
+    parts: impl Fn(&T) -> (&ObjectMeta, Option<&PodSpec>),
+    config: &AdmissionConfig,
+) -> (AdmissionResponse, Decision) {
+    match &request.object {
+        Some(object) => {
+            let (meta, spec) = parts(object);
+            decide(request, meta, spec, config)
+        }
+        None => (
+            AdmissionResponse::from(request).deny("the CREATE request carries no object"),
+            Decision::Invalid,
+        ),
+    }
 }
 
 fn decide<T: Resource>(

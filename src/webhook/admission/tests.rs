@@ -282,17 +282,6 @@ fn policies_reach_unannotated_pods_and_are_named_in_the_answer() {
     assert_eq!(answered.decision, Decision::Skipped("not annotated"));
 }
 
-/// The answer to `body` made from kube's whole decode of the review and k8s-openapi's of
-/// the pod, where [`review`] decodes only what it reads (`envelope::Envelope`,
-/// [`ReviewedPod`]).
-fn answer_from_the_whole_review(body: &[u8]) -> Vec<u8> {
-    let whole: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
-    let request: AdmissionRequest<Pod> = whole.try_into().unwrap();
-    let pod = request.object.as_ref().unwrap();
-    let (response, _) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
-    encode(&response)
-}
-
 /// An answer with its patch decoded, for a diff that a person can read.
 fn readable(answer: &[u8]) -> serde_json::Value {
     use base64::Engine;
@@ -321,12 +310,8 @@ fn patched(body: &[u8], answer: &[u8]) -> Vec<u8> {
 /// Container has, native sidecars, ephemeral containers, and mistakes.
 #[test]
 fn the_lean_decode_answers_as_the_whole_decode() {
-    let example: serde_json::Value =
-        serde_json::from_slice(include_bytes!("../../../examples/review.json")).unwrap();
     let with = |edit: &dyn Fn(&mut serde_json::Value)| {
-        let mut review = example.clone();
-        edit(&mut review["request"]["object"]);
-        serde_json::to_vec(&review).unwrap()
+        example_with(&|review| edit(&mut review["request"]["object"]))
     };
     // A container with every field of the API's Container set.
     let every_field = serde_json::json!({
@@ -402,7 +387,7 @@ fn the_lean_decode_answers_as_the_whole_decode() {
     let mut decisions = Vec::new();
     for body in &bodies {
         let ours = review(body, &config()).unwrap();
-        let whole = answer_from_the_whole_review(body);
+        let whole = answered_from_kubes_decode(body).unwrap().body;
         assert_eq!(readable(&ours.body), readable(&whole));
         assert_eq!(ours.body, whole);
         decisions.push(ours.decision.label());
@@ -446,6 +431,14 @@ fn the_reinvoked_review_carries_the_stored_pod_and_is_left_as_it_is() {
     assert_eq!(answer["response"].get("patch"), None, "{answer}");
 }
 
+/// `examples/review.json` as `edit` leaves it.
+fn example_with(edit: &dyn Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let mut review: serde_json::Value =
+        serde_json::from_slice(include_bytes!("../../../examples/review.json")).unwrap();
+    edit(&mut review);
+    serde_json::to_vec(&review).unwrap()
+}
+
 /// `body` answered as [`review`] answers it, but from kube's whole decode of the
 /// AdmissionReview (and k8s-openapi's of the pod); `Err` when kube cannot decode it.
 fn answered_from_kubes_decode(body: &[u8]) -> Result<Reviewed, ReviewError> {
@@ -453,13 +446,7 @@ fn answered_from_kubes_decode(body: &[u8]) -> Result<Reviewed, ReviewError> {
         serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
     Ok(answer(
         into_request((whole.types, whole.request))?,
-        |request| match &request.object {
-            Some(pod) => decide(request, &pod.metadata, pod.spec.as_ref(), &config()),
-            None => (
-                AdmissionResponse::from(request).deny("the CREATE request carries no object"),
-                Decision::Invalid,
-            ),
-        },
+        |request| decide_object(request, |pod| (&pod.metadata, pod.spec.as_ref()), &config()),
     ))
 }
 
@@ -469,32 +456,25 @@ fn answered_from_kubes_decode(body: &[u8]) -> Result<Reviewed, ReviewError> {
 /// `userInfo`, another type, no request) is refused alike.
 #[test]
 fn the_lean_envelope_answers_as_kubes_decode() {
-    let example: serde_json::Value =
-        serde_json::from_slice(include_bytes!("../../../examples/review.json")).unwrap();
-    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
-        let mut review = example.clone();
-        edit(&mut review);
-        serde_json::to_vec(&review).unwrap()
-    };
     let answered = [
-        with(&|_| {}),
-        with(&|r| {
+        example_with(&|_| {}),
+        example_with(&|r| {
             r["request"]["operation"] = "UPDATE".into();
             r["request"]["oldObject"] = r["request"]["object"].clone();
         }),
-        with(&|r| r["request"]["subResource"] = "ephemeralcontainers".into()),
-        with(&|r| {
+        example_with(&|r| r["request"]["subResource"] = "ephemeralcontainers".into()),
+        example_with(&|r| {
             r["request"]["resource"] =
                 serde_json::json!({"group": "apps", "version": "v1", "resource": "deployments"});
         }),
-        with(&|r| r["request"]["dryRun"] = true.into()),
-        with(&|r| {
+        example_with(&|r| r["request"]["dryRun"] = true.into()),
+        example_with(&|r| {
             let request = r["request"].as_object_mut().unwrap();
             request.remove("namespace");
             request.insert("name".into(), "web-0".into());
             r["request"]["object"]["metadata"]["name"] = "web-0".into();
         }),
-        with(&|r| {
+        example_with(&|r| {
             r["request"]["userInfo"]["extra"] = serde_json::json!({"scopes": ["a", "b"]});
             r["request"]["requestSubResource"] = "".into();
             r["request"]["options"] = serde_json::json!({"fieldManager": "kubectl"});
@@ -521,14 +501,14 @@ fn the_lean_envelope_answers_as_kubes_decode() {
     );
 
     let refused = [
-        with(&|r| {
+        example_with(&|r| {
             r["request"].as_object_mut().unwrap().remove("userInfo");
         }),
-        with(&|r| r["apiVersion"] = "admission.k8s.io/v1beta1".into()),
-        with(&|r| {
+        example_with(&|r| r["apiVersion"] = "admission.k8s.io/v1beta1".into()),
+        example_with(&|r| {
             r.as_object_mut().unwrap().remove("request");
         }),
-        with(&|r| r["request"]["operation"] = "PATCH".into()),
+        example_with(&|r| r["request"]["operation"] = "PATCH".into()),
     ];
     for body in &refused {
         let ours = review(body, &config()).map(|r| r.body);

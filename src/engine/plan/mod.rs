@@ -97,9 +97,9 @@ pub enum Rule {
     },
     /// A policy's step: after every wait, before the pod's own steps.
     PolicyStep,
-    /// One of the pod's steps (a `run.NAME` step, or a policy's template when
-    /// `template`), in `order`.
-    PodStep { order: PodOrder, template: bool },
+    /// One of the pod's steps (a `run.NAME` step, or a policy's template: its
+    /// [`Origin`] says which), in this order.
+    PodStep(PodOrder),
 }
 
 /// The order of the pod's own steps.
@@ -148,17 +148,6 @@ impl Step {
     /// The ordering rule that put the step at its place, in words; `keys` name the
     /// pod's annotations.
     pub fn reason(&self, keys: &Keys<'_>) -> String {
-        let order = |order: PodOrder| match order {
-            PodOrder::Steps => format!(
-                "rule 1: pod step, after every wait and policy step, in {} order",
-                keys.key(Key::Steps)
-            ),
-            PodOrder::LexicalAfterPolicies => {
-                "rule 1: pod run step, after every wait and policy step, in lexical order of NAME"
-                    .to_owned()
-            }
-            PodOrder::Lexical => "rule 1: pod run step, in lexical order of NAME".to_owned(),
-        };
         match self.rule {
             Rule::PolicyWait => format!(
                 "rule 1: policy wait-for ({}), before the pod's own waits",
@@ -176,14 +165,22 @@ impl Step {
                 "rule 1: policy step ({}), after every wait and before the pod's own steps",
                 self.source
             ),
-            Rule::PodStep {
-                order: pod_order,
-                template: false,
-            } => order(pod_order),
-            Rule::PodStep {
-                order: pod_order,
-                template: true,
-            } => format!("{} (a template of {})", order(pod_order), self.source),
+            Rule::PodStep(order) => {
+                let order = match order {
+                    PodOrder::Steps => format!(
+                        "rule 1: pod step, after every wait and policy step, in {} order",
+                        keys.key(Key::Steps)
+                    ),
+                    PodOrder::LexicalAfterPolicies => "rule 1: pod run step, after every wait and policy step, in lexical order of NAME".to_owned(),
+                    PodOrder::Lexical => "rule 1: pod run step, in lexical order of NAME".to_owned(),
+                };
+                match self.origin {
+                    Origin::Policy { template: true, .. } => {
+                        format!("{order} (a template of {})", self.source)
+                    }
+                    _ => order,
+                }
+            }
         }
     }
 
@@ -484,18 +481,24 @@ mod tests {
     /// Each rule in words, as `inject --explain` prints it.
     #[test]
     fn rules_in_words() {
+        // A pod's step is a run step, unless a policy's template.
         let step = |rule: Rule, source: Source| Step {
             container: Container::default(),
             shared: None,
             env_of: None,
-            origin: Origin::Run {
-                source_container: "app".to_owned(),
+            origin: match (&rule, &source) {
+                (Rule::PodStep(_), Source::Policy(_)) => Origin::Policy {
+                    source_container: None,
+                    template: true,
+                },
+                _ => Origin::Run {
+                    source_container: "app".to_owned(),
+                },
             },
             source,
             rule,
         };
         let policy = || Source::Policy("prod-secrets".to_owned());
-        let pod_step = |order, template| Rule::PodStep { order, template };
         for (rule, source, words) in [
             (
                 Rule::PolicyWait,
@@ -526,22 +529,22 @@ mod tests {
                 "rule 1: policy step (InitPolicy prod-secrets), after every wait and before the pod's own steps",
             ),
             (
-                pod_step(PodOrder::Steps, false),
+                Rule::PodStep(PodOrder::Steps),
                 Source::Pod,
                 "rule 1: pod step, after every wait and policy step, in acme.io/steps order",
             ),
             (
-                pod_step(PodOrder::Steps, true),
+                Rule::PodStep(PodOrder::Steps),
                 policy(),
                 "rule 1: pod step, after every wait and policy step, in acme.io/steps order (a template of InitPolicy prod-secrets)",
             ),
             (
-                pod_step(PodOrder::LexicalAfterPolicies, false),
+                Rule::PodStep(PodOrder::LexicalAfterPolicies),
                 Source::Pod,
                 "rule 1: pod run step, after every wait and policy step, in lexical order of NAME",
             ),
             (
-                pod_step(PodOrder::Lexical, false),
+                Rule::PodStep(PodOrder::Lexical),
                 Source::Pod,
                 "rule 1: pod run step, in lexical order of NAME",
             ),

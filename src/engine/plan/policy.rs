@@ -31,11 +31,7 @@ impl<'a> Planner<'a> {
         order: PodOrder,
     ) -> Option<Step> {
         let field = format!("spec.templates[name={}]", template.name);
-        let rule = Rule::PodStep {
-            order,
-            template: true,
-        };
-        self.policy_step(template, policy, &field, mounts, rule)
+        self.policy_step(template, policy, &field, mounts, Rule::PodStep(order))
     }
 
     fn policy_step(
@@ -46,7 +42,8 @@ impl<'a> Planner<'a> {
         mounts: &[VolumeMount],
         rule: Rule,
     ) -> Option<Step> {
-        let template = matches!(rule, Rule::PodStep { template: true, .. });
+        // The pod's steps among a policy's are its templates.
+        let template = matches!(rule, Rule::PodStep(_));
         let name = step.name.as_str();
         let clash = if self.pod_names.contains(name) {
             Some("the pod already has a container of that name".to_owned())

@@ -65,10 +65,7 @@ impl<'a> Planner<'a> {
                 source_container: source.name.clone(),
             },
             source: self.source_of_key(|| self.keys.run(&run.name)),
-            rule: Rule::PodStep {
-                order,
-                template: false,
-            },
+            rule: Rule::PodStep(order),
         })
     }
 

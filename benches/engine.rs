@@ -98,12 +98,8 @@ criterion_main!(benches);
 
 /// A whole review as the server answers it: decode, decide, patch, encode.
 fn review(c: &mut Criterion) {
-    use init_injector::webhook::admission::{AdmissionConfig, OnInvalid, review};
-    let config = AdmissionConfig {
-        engine: EngineConfig::default(),
-        on_invalid: OnInvalid::Deny,
-        policies: None,
-    };
+    use init_injector::webhook::admission::{AdmissionConfig, review};
+    let config = AdmissionConfig::default();
     let read = |file| std::fs::read(file).expect("run from the repository root");
     for (name, body) in [
         ("annotated", read("examples/review.json")),

@@ -11,8 +11,7 @@
 use std::hint::black_box;
 use std::process::ExitCode;
 
-use init_injector::engine::config::EngineConfig;
-use init_injector::webhook::admission::{AdmissionConfig, OnInvalid, review};
+use init_injector::webhook::admission::{AdmissionConfig, review};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,11 +26,7 @@ fn main() -> ExitCode {
         Ok(body) => body,
         Err(err) => return usage(&format!("cannot read {file}: {err}")),
     };
-    let config = AdmissionConfig {
-        engine: EngineConfig::default(),
-        on_invalid: OnInvalid::Deny,
-        policies: None,
-    };
+    let config = AdmissionConfig::default();
     if let Err(err) = review(&body, &config) {
         eprintln!("review_loop: {file} is not answered: {err}");
         return ExitCode::FAILURE;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use init_injector::engine::config::{DEFAULT_PREFIX, EngineConfig};
-use init_injector::webhook::admission::{self, AdmissionConfig, OnInvalid};
+use init_injector::webhook::admission::{self, AdmissionConfig};
 use serde_json::Value;
 
 /// The annotation parser over `key=value` lines. A key without `/` is put under the
@@ -51,11 +51,7 @@ pub fn annotations(data: &[u8]) {
 /// object it was made for; and reviewing the patched object again (what the API server's
 /// reinvocation does) admits it with no patch at all.
 pub fn review(data: &[u8]) {
-    let config = AdmissionConfig {
-        engine: EngineConfig::default(),
-        on_invalid: OnInvalid::Deny,
-        policies: None,
-    };
+    let config = AdmissionConfig::default();
     let Ok(reviewed) = admission::review(data, &config) else {
         return;
     };

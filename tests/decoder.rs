@@ -2,18 +2,9 @@
 //! arbitrary JSON put in place of any of its fields, always yield either a clear error
 //! or an answered review with the request's uid.
 
-use init_injector::engine::config::EngineConfig;
-use init_injector::webhook::admission::{AdmissionConfig, OnInvalid, review};
+use init_injector::webhook::admission::{AdmissionConfig, review};
 use proptest::prelude::*;
 use serde_json::Value;
-
-fn config() -> AdmissionConfig {
-    AdmissionConfig {
-        engine: EngineConfig::default(),
-        on_invalid: OnInvalid::Deny,
-        policies: None,
-    }
-}
 
 fn sample() -> Value {
     serde_json::from_str(include_str!("../examples/review.json")).unwrap()
@@ -71,7 +62,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
-        let _ = review(&bytes, &config());
+        let _ = review(&bytes, &AdmissionConfig::default());
     }
 
     #[test]
@@ -86,7 +77,7 @@ proptest! {
             *slot = replacement;
         }
         let body = serde_json::to_vec(&doc).unwrap();
-        if let Ok(reviewed) = review(&body, &config()) {
+        if let Ok(reviewed) = review(&body, &AdmissionConfig::default()) {
             let answer: Value = serde_json::from_slice(&reviewed.body).unwrap();
             prop_assert_eq!(&answer["kind"], "AdmissionReview");
             prop_assert_eq!(answer["response"]["uid"].as_str(), doc["request"]["uid"].as_str());

@@ -42,6 +42,18 @@ pub struct AdmissionConfig {
     pub policies: Option<Arc<dyn PolicySource>>,
 }
 
+/// The engine's defaults, a pod with wrong annotations refused, no policies: `serve`'s
+/// own defaults, without `--watch-policies`.
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            engine: EngineConfig::default(),
+            on_invalid: OnInvalid::Deny,
+            policies: None,
+        }
+    }
+}
+
 /// The InitPolicies in force and the namespaces pods are created in, as last seen. The
 /// webhook's reflectors implement it (`cluster::policies`); every review reads one
 /// snapshot, never the API server.

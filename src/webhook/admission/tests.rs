@@ -3,15 +3,6 @@
 use super::*;
 use k8s_openapi::api::core::v1::Pod;
 
-/// The default engine, denying invalid pods, no policies (also the review threads' tests).
-pub(crate) fn config() -> AdmissionConfig {
-    AdmissionConfig {
-        engine: EngineConfig::default(),
-        on_invalid: OnInvalid::Deny,
-        policies: None,
-    }
-}
-
 /// The wire form as a derived struct: what [`encode`] writes by hand.
 #[derive(serde::Serialize)]
 struct WireReview<'a> {
@@ -71,7 +62,12 @@ fn encode_writes_the_derived_wire_form() {
     let decoded: AdmissionReview<ReviewedPod> = serde_json::from_slice(body).unwrap();
     let request: AdmissionRequest<ReviewedPod> = decoded.try_into().unwrap();
     let pod = request.object.as_ref().unwrap();
-    let (mutated, _) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
+    let (mutated, _) = decide(
+        &request,
+        &pod.metadata,
+        pod.spec.as_ref(),
+        &AdmissionConfig::default(),
+    );
     assert!(mutated.patch.is_some() && !mutated.audit_annotations.is_empty());
     let mut warned = AdmissionResponse::from(&request);
     warned.warnings = Some(vec!["a \"quoted\" warning\n".into(), "second".into()]);
@@ -114,10 +110,15 @@ fn wire_patch_equals_kube_patch_equals_engine_patch() {
     let review: AdmissionReview<ReviewedPod> = serde_json::from_slice(body).unwrap();
     let request: AdmissionRequest<ReviewedPod> = review.try_into().unwrap();
     let pod = request.object.as_ref().unwrap();
-    let (response, decision) = decide(&request, &pod.metadata, pod.spec.as_ref(), &config());
+    let (response, decision) = decide(
+        &request,
+        &pod.metadata,
+        pod.spec.as_ref(),
+        &AdmissionConfig::default(),
+    );
     assert!(matches!(decision, Decision::Mutated { .. }));
 
-    let engine_config = config().engine;
+    let engine_config = AdmissionConfig::default().engine;
     let pod = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
     let Ok(Outcome::Injected(injection)) =
         engine::plan_injection_with(&pod, |ops, _| serde_json::to_value(&ops).unwrap())
@@ -163,7 +164,7 @@ fn wire_patch_bytes_are_the_operations_bytes() {
     let body = include_bytes!("../../../examples/review.json");
     let decoded: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
     let pod = decoded.request.unwrap().object.unwrap();
-    let engine_config = config().engine;
+    let engine_config = AdmissionConfig::default().engine;
     let context = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
     let Ok(Outcome::Injected(views)) =
         engine::plan_injection_with(&context, |ops, _| serde_json::to_string(&ops).unwrap())
@@ -171,7 +172,7 @@ fn wire_patch_bytes_are_the_operations_bytes() {
         panic!("injected")
     };
     let ours: serde_json::Value =
-        serde_json::from_slice(&review(body, &config()).unwrap().body).unwrap();
+        serde_json::from_slice(&review(body, &AdmissionConfig::default()).unwrap().body).unwrap();
     let wire = base64::engine::general_purpose::STANDARD
         .decode(ours["response"]["patch"].as_str().unwrap())
         .unwrap();
@@ -198,9 +199,12 @@ fn wire_patch_bytes_are_the_operations_bytes() {
 #[test]
 fn equal_answers_are_equal_bytes() {
     let body = include_bytes!("../../../examples/review.json");
-    let first = review(body, &config()).unwrap().body;
+    let first = review(body, &AdmissionConfig::default()).unwrap().body;
     for _ in 0..10 {
-        assert_eq!(review(body, &config()).unwrap().body, first);
+        assert_eq!(
+            review(body, &AdmissionConfig::default()).unwrap().body,
+            first
+        );
     }
 }
 
@@ -254,7 +258,7 @@ fn policies_reach_unannotated_pods_and_are_named_in_the_answer() {
     };
     let config = AdmissionConfig {
         policies: Some(Arc::new(source)),
-        ..config()
+        ..AdmissionConfig::default()
     };
 
     let answered = review(&unannotated_review("prod"), &config).unwrap();
@@ -278,7 +282,11 @@ fn policies_reach_unannotated_pods_and_are_named_in_the_answer() {
         );
     }
     // Without a source, the same pod in prod is not touched.
-    let answered = review(&unannotated_review("prod"), &self::config()).unwrap();
+    let answered = review(
+        &unannotated_review("prod"),
+        &self::AdmissionConfig::default(),
+    )
+    .unwrap();
     assert_eq!(answered.decision, Decision::Skipped("not annotated"));
 }
 
@@ -362,7 +370,7 @@ fn the_lean_decode_answers_as_the_whole_decode() {
     ];
     // The pods those answers made, sent again as they are and with their plan changed.
     for body in bodies.clone() {
-        let answer = review(&body, &config()).unwrap();
+        let answer = review(&body, &AdmissionConfig::default()).unwrap();
         if !matches!(answer.decision, Decision::Mutated { .. }) {
             continue;
         }
@@ -386,7 +394,7 @@ fn the_lean_decode_answers_as_the_whole_decode() {
 
     let mut decisions = Vec::new();
     for body in &bodies {
-        let ours = review(body, &config()).unwrap();
+        let ours = review(body, &AdmissionConfig::default()).unwrap();
         let whole = answered_from_kubes_decode(body).unwrap().body;
         assert_eq!(readable(&ours.body), readable(&whole));
         assert_eq!(ours.body, whole);
@@ -424,7 +432,7 @@ fn the_reinvoked_review_carries_the_stored_pod_and_is_left_as_it_is() {
     assert_eq!(request.namespace.as_deref(), Some("e2e-defaults"));
     assert_eq!(request.name, "counted");
 
-    let reviewed = review(body, &config()).unwrap();
+    let reviewed = review(body, &AdmissionConfig::default()).unwrap();
     assert_eq!(reviewed.decision, Decision::Skipped("already injected"));
     let answer: serde_json::Value = serde_json::from_slice(&reviewed.body).unwrap();
     assert_eq!(answer["response"]["allowed"], true);
@@ -446,7 +454,13 @@ fn answered_from_kubes_decode(body: &[u8]) -> Result<Reviewed, ReviewError> {
         serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
     Ok(answer(
         into_request((whole.types, whole.request))?,
-        |request| decide_object(request, |pod| (&pod.metadata, pod.spec.as_ref()), &config()),
+        |request| {
+            decide_object(
+                request,
+                |pod| (&pod.metadata, pod.spec.as_ref()),
+                &AdmissionConfig::default(),
+            )
+        },
     ))
 }
 
@@ -483,7 +497,7 @@ fn the_lean_envelope_answers_as_kubes_decode() {
     ];
     let mut decisions = Vec::new();
     for body in &answered {
-        let ours = review(body, &config()).unwrap();
+        let ours = review(body, &AdmissionConfig::default()).unwrap();
         let kubes = answered_from_kubes_decode(body).unwrap();
         assert_eq!(readable(&ours.body), readable(&kubes.body));
         assert_eq!(ours.body, kubes.body);
@@ -511,7 +525,7 @@ fn the_lean_envelope_answers_as_kubes_decode() {
         example_with(&|r| r["request"]["operation"] = "PATCH".into()),
     ];
     for body in &refused {
-        let ours = review(body, &config()).map(|r| r.body);
+        let ours = review(body, &AdmissionConfig::default()).map(|r| r.body);
         let kubes = answered_from_kubes_decode(body).map(|r| r.body);
         assert!(ours.is_err(), "answered: {ours:?}");
         assert_eq!(

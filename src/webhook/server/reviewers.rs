@@ -171,10 +171,9 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::admission::tests::config;
 
     fn reviewers(threads: usize) -> Reviewers {
-        Reviewers::start(config(), threads).unwrap()
+        Reviewers::start(AdmissionConfig::default(), threads).unwrap()
     }
 
     const ANNOTATED: &[u8] = include_bytes!("../../../examples/review.json");
@@ -201,7 +200,8 @@ mod tests {
             admission::review(body, admission)
         }
         // One thread, so the review after the panic runs on the thread that panicked.
-        let threaded = Reviewers::start_with(config(), 1, panics_on_a_bare_word).unwrap();
+        let threaded =
+            Reviewers::start_with(AdmissionConfig::default(), 1, panics_on_a_bare_word).unwrap();
         for _ in 0..2 {
             let lost = threaded.review(b"panic".to_vec()).await;
             assert!(matches!(lost, Err(Lost::Panicked)), "{lost:?}");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::engine::annotations::{self, AnnotationError, Directives, Key, Keys};
 use crate::engine::policy::apply::Applied;
-use crate::engine::policy::select::{NamespaceInfo, with_namespace_defaults};
+use crate::engine::policy::select::with_namespace_defaults;
 use crate::engine::source::Source;
 use crate::engine::{Invalid, PodContext, Skip};
 
@@ -50,7 +50,7 @@ pub(super) fn resolve<'a>(pod: &PodContext<'a>) -> Result<Result<Resolved<'a>, S
     let prefix = &pod.config.prefix;
     // The namespace's `P/` annotations are defaults: the pod's own key wins.
     let (annotations, namespace_keys) = match pod.scope {
-        Some(scope) => namespace_defaults(own, scope.namespace, prefix),
+        Some(scope) => with_namespace_defaults(own, &scope.namespace.annotations, prefix),
         None => (Cow::Borrowed(own), BTreeSet::new()),
     };
     let namespace = pod.scope.map_or("", |scope| scope.namespace.name.as_str());
@@ -93,23 +93,4 @@ pub(super) fn resolve<'a>(pod: &PodContext<'a>) -> Result<Result<Resolved<'a>, S
         directives,
         applied,
     }))
-}
-
-/// The pod's annotations with the namespace's `P/` annotations as defaults, and the keys
-/// that came from the namespace.
-fn namespace_defaults<'a>(
-    own: &'a BTreeMap<String, String>,
-    namespace: &NamespaceInfo,
-    prefix: &str,
-) -> (Cow<'a, BTreeMap<String, String>>, BTreeSet<String>) {
-    let merged = with_namespace_defaults(own, &namespace.annotations, prefix);
-    if merged.len() == own.len() {
-        return (Cow::Borrowed(own), BTreeSet::new());
-    }
-    let from_namespace = merged
-        .keys()
-        .filter(|key| !own.contains_key(*key))
-        .cloned()
-        .collect();
-    (Cow::Owned(merged), from_namespace)
 }

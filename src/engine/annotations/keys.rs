@@ -109,13 +109,19 @@ impl<'a> Keys<'a> {
         self.suffixed(key.suffix())
     }
 
-    /// `P/status`.
     /// Whether `key` lives under this prefix (`P/anything`).
     pub fn owns(&self, key: &str) -> bool {
         key.split_once('/')
             .is_some_and(|(prefix, _)| prefix == self.prefix)
     }
 
+    /// Whether `key` is `P/` and the suffix of `which`, without writing that key out.
+    pub fn is(&self, key: &str, which: Key) -> bool {
+        key.split_once('/')
+            .is_some_and(|(prefix, suffix)| prefix == self.prefix && suffix == which.suffix())
+    }
+
+    /// `P/status`.
     pub fn status(&self) -> String {
         self.key(Key::Status)
     }

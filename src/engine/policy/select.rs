@@ -1,13 +1,14 @@
 //! Which policies apply to a pod, in which order, and the namespace's defaults: the
 //! snapshot the engine is handed (by the webhook's reflectors, or by `inject --policy`).
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::core::{Selector, SelectorExt};
 
 use super::crd::{InitPolicy, InitPolicySpec};
 use super::validate;
-use crate::engine::annotations::Keys;
+use crate::engine::annotations::{Key, Keys};
 
 /// A policy that passed validation, ready to match pods.
 #[derive(Clone, Debug)]
@@ -117,22 +118,30 @@ impl NamespaceInfo {
     }
 }
 
-/// The pod's annotations with the namespace's `P/` annotations as defaults: for every
-/// key, the pod's own value wins. `P/status` is the pod's alone.
-pub fn with_namespace_defaults(
-    pod: &BTreeMap<String, String>,
+/// The pod's annotations with the namespace's `P/` annotations as defaults (for every
+/// key, the pod's own value wins; `P/status` is the pod's alone), and the keys that came
+/// from the namespace. When the namespace adds none, as for most pods, the pod's own
+/// annotations are lent, not copied: with `serve --watch-policies` every review of a
+/// pod goes through here.
+pub fn with_namespace_defaults<'a>(
+    pod: &'a BTreeMap<String, String>,
     namespace: &BTreeMap<String, String>,
     prefix: &str,
-) -> BTreeMap<String, String> {
+) -> (Cow<'a, BTreeMap<String, String>>, BTreeSet<String>) {
     let keys = Keys::new(prefix);
-    let status = keys.status();
-    let mut merged = pod.clone();
-    for (key, value) in namespace {
-        if keys.owns(key) && *key != status && !merged.contains_key(key) {
-            merged.insert(key.clone(), value.clone());
-        }
+    let added: BTreeSet<String> = namespace
+        .keys()
+        .filter(|key| keys.owns(key) && !keys.is(key, Key::Status) && !pod.contains_key(*key))
+        .cloned()
+        .collect();
+    if added.is_empty() {
+        return (Cow::Borrowed(pod), added);
     }
-    merged
+    let mut merged = pod.clone();
+    for key in &added {
+        merged.insert(key.clone(), namespace[key].clone());
+    }
+    (Cow::Owned(merged), added)
 }
 
 #[cfg(test)]
@@ -264,13 +273,37 @@ mod tests {
             ("init.example/status", "{}"),
             ("owner", "platform"),
         ]);
+        let (merged, added) = with_namespace_defaults(&pod, &namespace, "init.example");
         assert_eq!(
-            with_namespace_defaults(&pod, &namespace, "init.example"),
+            *merged,
             labels(&[
                 ("init.example/wait-interval", "5s"),
                 ("init.example/wait-timeout", "30s"),
                 ("team", "shop"),
             ])
         );
+        assert_eq!(
+            added,
+            BTreeSet::from(["init.example/wait-interval".to_owned()])
+        );
+        assert!(matches!(merged, Cow::Owned(_)));
+    }
+
+    /// A namespace that adds nothing (no `P/` key, only the status, or only keys the
+    /// pod sets itself) lends the pod's own annotations back.
+    #[test]
+    fn a_namespace_that_adds_nothing_lends_the_pods_annotations() {
+        let pod = labels(&[("init.example/wait-timeout", "30s"), ("team", "shop")]);
+        for namespace in [
+            labels(&[]),
+            labels(&[("owner", "platform"), ("other.example/wait-timeout", "1m")]),
+            labels(&[("init.example/status", "{}")]),
+            labels(&[("init.example/wait-timeout", "2m")]),
+        ] {
+            let (merged, added) = with_namespace_defaults(&pod, &namespace, "init.example");
+            assert!(matches!(merged, Cow::Borrowed(_)), "{namespace:?}");
+            assert_eq!(*merged, pod);
+            assert!(added.is_empty(), "{namespace:?}");
+        }
     }
 }

@@ -118,7 +118,7 @@ fn wire_patch_equals_kube_patch_equals_engine_patch() {
     );
     assert!(matches!(decision, Decision::Mutated { .. }));
 
-    let engine_config = AdmissionConfig::default().engine;
+    let engine_config = EngineConfig::default();
     let pod = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
     let Ok(Outcome::Injected(injection)) =
         engine::plan_injection_with(&pod, |ops, _| serde_json::to_value(&ops).unwrap())
@@ -164,7 +164,7 @@ fn wire_patch_bytes_are_the_operations_bytes() {
     let body = include_bytes!("../../../examples/review.json");
     let decoded: AdmissionReview<Pod> = serde_json::from_slice(body).unwrap();
     let pod = decoded.request.unwrap().object.unwrap();
-    let engine_config = AdmissionConfig::default().engine;
+    let engine_config = EngineConfig::default();
     let context = PodContext::new(&pod.metadata, pod.spec.as_ref().unwrap(), &engine_config);
     let Ok(Outcome::Injected(views)) =
         engine::plan_injection_with(&context, |ops, _| serde_json::to_string(&ops).unwrap())

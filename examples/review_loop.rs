@@ -59,9 +59,16 @@ fn main() -> ExitCode {
         },
         Err(problem) => return usage(&problem),
     };
-    if let Err(err) = review(&body, &config) {
-        eprintln!("review_loop: {file} is not answered: {err}");
-        return ExitCode::FAILURE;
+    match review(&body, &config) {
+        Ok(answered) => eprintln!(
+            "review_loop: {file}: {:?}, a {}-byte answer; {count} more",
+            answered.decision,
+            answered.body.len()
+        ),
+        Err(err) => {
+            eprintln!("review_loop: {file} is not answered: {err}");
+            return ExitCode::FAILURE;
+        }
     }
     for _ in 0..count {
         let _ = black_box(review(black_box(&body), &config));

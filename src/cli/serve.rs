@@ -140,7 +140,10 @@ impl ServeArgs {
             (_, _, Some((managed, _))) => TlsSource::Files(managed.files()),
             _ => TlsSource::SelfSigned { dir },
         };
-        let watch = self.watch_policies.then(PolicyWatch::new);
+        let engine = self.engine.into_config();
+        let watch = self
+            .watch_policies
+            .then(|| PolicyWatch::new(&engine.prefix));
         let mut gates: Vec<Arc<AtomicBool>> =
             managed.iter().map(|(_, trusted)| trusted.clone()).collect();
         gates.extend(watch.as_ref().map(PolicyWatch::ready));
@@ -149,7 +152,7 @@ impl ServeArgs {
             metrics_addr: self.metrics_addr,
             tls,
             admission: AdmissionConfig {
-                engine: self.engine.into_config(),
+                engine,
                 on_invalid: self.on_invalid,
                 policies: watch.as_ref().map(|watch| watch.source() as _),
             },

@@ -27,9 +27,10 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 
 use super::{ClusterError, status_of};
+use crate::engine::annotations::Keys;
 use crate::engine::policy::crd::InitPolicy;
 use crate::engine::policy::select::{NamespaceInfo, Policies, Rejected};
 use crate::webhook::admission::PolicySource;
@@ -161,17 +162,14 @@ pub struct PolicyWatch {
     namespace_writer: reflector::store::Writer<PartialObjectMeta<Namespace>>,
     policy_writer: reflector::store::Writer<InitPolicy>,
     policy_store: Store<InitPolicy>,
-}
-
-impl Default for PolicyWatch {
-    fn default() -> Self {
-        PolicyWatch::new()
-    }
+    /// The annotation prefix: the namespaces' annotations under it are all a review
+    /// reads of them.
+    prefix: String,
 }
 
 impl PolicyWatch {
-    /// Empty stores, no policies, not ready.
-    pub fn new() -> PolicyWatch {
+    /// Empty stores, no policies, not ready; `prefix` is the engine's annotation prefix.
+    pub fn new(prefix: &str) -> PolicyWatch {
         let (namespaces, namespace_writer) = reflector::store();
         let (policy_store, policy_writer) = reflector::store();
         PolicyWatch {
@@ -185,6 +183,7 @@ impl PolicyWatch {
             namespace_writer,
             policy_writer,
             policy_store,
+            prefix: prefix.to_owned(),
         }
     }
 
@@ -206,6 +205,7 @@ impl PolicyWatch {
             mut namespace_writer,
             mut policy_writer,
             policy_store,
+            prefix,
         } = self;
         // Metadata only: labels and annotations are all a review reads of a namespace.
         let namespace_api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
@@ -216,7 +216,11 @@ impl PolicyWatch {
             Kind::Namespaces,
             &watched,
             &ready,
-            || watcher(namespace_api.clone(), watcher::Config::default()),
+            || {
+                let prefix = prefix.clone();
+                watcher(namespace_api.clone(), watcher::Config::default())
+                    .modify(move |namespace| keep_what_reviews_read(namespace, &prefix))
+            },
             |event| {
                 namespace_writer.apply_watcher_event(event);
             },
@@ -246,6 +250,19 @@ impl PolicyWatch {
         );
         let writer = status::write_conditions(policy_api.clone(), latest);
         futures::join!(namespaces, policies, writer);
+    }
+}
+
+/// Drops what no review reads of a namespace before the store keeps it: its managed
+/// fields and its annotations outside `prefix` (kubectl's last-applied configuration, for
+/// one). A review reads a namespace's name, its labels (policies' namespaceSelectors)
+/// and its `P/` annotations (defaults for its pods), and copies the labels and
+/// annotations of its pod's namespace; the store holds every namespace of the cluster.
+fn keep_what_reviews_read(namespace: &mut PartialObjectMeta<Namespace>, prefix: &str) {
+    namespace.metadata.managed_fields = None;
+    if let Some(annotations) = &mut namespace.metadata.annotations {
+        let keys = Keys::new(prefix);
+        annotations.retain(|key, _| keys.owns(key));
     }
 }
 

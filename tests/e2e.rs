@@ -277,8 +277,12 @@ async fn reinvocation_after_a_sidecar_webhook_leaves_one_block_after_the_sidecar
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let deadline = Instant::now() + Duration::from_secs(30);
+    // Until the API server calls the mesh's webhook, each attempt creates a pod of its
+    // own name.
+    let mut attempt = 0;
     let stored = loop {
-        let name = format!("meshed-{}", Instant::now().elapsed().as_nanos());
+        attempt += 1;
+        let name = format!("meshed-{attempt}");
         let mut spec = app_spec();
         spec["initContainers"] =
             json!([{"name": "setup", "image": "setup:1", "securityContext": restricted()}]);

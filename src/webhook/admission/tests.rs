@@ -282,11 +282,7 @@ fn policies_reach_unannotated_pods_and_are_named_in_the_answer() {
         );
     }
     // Without a source, the same pod in prod is not touched.
-    let answered = review(
-        &unannotated_review("prod"),
-        &self::AdmissionConfig::default(),
-    )
-    .unwrap();
+    let answered = review(&unannotated_review("prod"), &AdmissionConfig::default()).unwrap();
     assert_eq!(answered.decision, Decision::Skipped("not annotated"));
 }
 

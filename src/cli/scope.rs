@@ -4,6 +4,7 @@
 //! both: [`crate::engine::plan_injection`] with a [`Scope`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use clap::Args;
 use serde::Deserialize;
@@ -13,6 +14,7 @@ use super::input::{InputError, read_inputs, split_documents};
 use crate::engine::Scope;
 use crate::engine::policy::crd::InitPolicy;
 use crate::engine::policy::select::{NAMESPACE_NAME_LABEL, NamespaceInfo, Policies};
+use crate::webhook::admission::PolicySource;
 
 /// The namespace a manifest without `metadata.namespace` lands in, as with kubectl.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -50,7 +52,7 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
 /// What the engine is handed offline: the policies, and the namespace the flags describe.
 #[derive(Debug, Default)]
 pub struct Offline {
-    pub policies: Policies,
+    pub policies: Arc<Policies>,
     /// The namespace --namespace names (or `default`), with the flags' labels and
     /// annotations.
     pub namespace: NamespaceInfo,
@@ -92,6 +94,18 @@ impl Offline {
     }
 }
 
+/// The flags' policies and namespace as the webhook's reflectors would hand them to a
+/// review: for `examples/review_loop.rs`, which answers reviews as `serve` does.
+impl PolicySource for Offline {
+    fn policies(&self) -> Arc<Policies> {
+        self.policies.clone()
+    }
+
+    fn namespace(&self, name: &str) -> Option<NamespaceInfo> {
+        (name == self.namespace.name).then(|| self.namespace.clone())
+    }
+}
+
 impl ScopeArgs {
     /// Reads the policy files and checks each policy; every problem is returned, each
     /// naming the file, the document and the policy.
@@ -122,7 +136,7 @@ impl ScopeArgs {
             .insert(NAMESPACE_NAME_LABEL.to_owned(), namespace.name.clone());
         namespace.annotations = BTreeMap::from_iter(self.namespace_annotations);
         Ok(Offline {
-            policies,
+            policies: Arc::new(policies),
             namespace,
             described,
         })
